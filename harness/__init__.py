@@ -1,0 +1,4 @@
+"""harness: deterministic scheduling, memory models, locks, oracles and engines.
+
+Imports vring, never the reverse.
+"""

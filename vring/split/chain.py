@@ -1,0 +1,120 @@
+"""Walking a descriptor chain as a device must: trusting nothing.
+
+The walk follows guest-controlled `next` fields, so every step is bounded: a
+direct chain may visit each table entry at most once and an indirect table at
+most len/16 entries; the whole chain may hold at most queue-size descriptors
+(2.7.5.3.1).  Each broken rule raises its own DriverViolation leaf.  Layout
+(2.7.5.3.1, device requirements): zero or more direct descriptors, optionally
+ended by one descriptor that points at an indirect table.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import (BufferOutOfMemory, ChainTooLarge, ChainTooLong,
+                      DescriptorIndexOutOfRange, DescriptorLoop,
+                      IndirectNotNegotiated, IndirectTableLength,
+                      IndirectWithNext, InOrderNextNotSequential,
+                      NestedIndirect, ReadableAfterWritable)
+from ..features import (VRING_DESC_F_INDIRECT, VRING_DESC_F_NEXT,
+                        VRING_DESC_F_WRITE)
+from ..layout import DESC_SIZE
+
+MAX_CHAIN_BYTES = 1 << 32  # 2.7.5.1: no chain longer than 2^32 bytes in total
+
+
+@dataclass(frozen=True)
+class Chain:
+    """One buffer as the device sees it."""
+
+    head: int
+    readable: tuple[tuple[int, int], ...]
+    writable: tuple[tuple[int, int], ...]
+    indirect: bool = False
+
+    @property
+    def readable_len(self) -> int:
+        return sum(ln for _, ln in self.readable)
+
+    @property
+    def writable_len(self) -> int:
+        return sum(ln for _, ln in self.writable)
+
+    def read_all(self, mem) -> bytes:
+        """Concatenate the device-readable part."""
+        return b"".join(mem.read(a, ln) for a, ln in self.readable)
+
+    def write_all(self, mem, data: bytes) -> int:
+        """Scatter data over the device-writable part; returns bytes written."""
+        done = 0
+        for addr, ln in self.writable:
+            if done >= len(data):
+                break
+            piece = data[done:done + ln]
+            mem.write(addr, piece)
+            done += len(piece)
+        return done
+
+
+def walk_chain(mem, desc_table: int, size: int, head: int, *, indirect_ok: bool,
+               in_order: bool = False) -> Chain:
+    """Validate and collect the chain that starts at `head`."""
+    if head >= size:
+        raise DescriptorIndexOutOfRange(f"head {head} >= queue size {size}")
+    readable: list[tuple[int, int]] = []
+    writable: list[tuple[int, int]] = []
+    total = 0
+    count = 0
+    seen = 0  # bitmask of visited table entries: loop detection in O(1) per step
+    i = head
+    table, limit, nested = desc_table, size, False
+    used_indirect = False
+    while True:
+        if i >= limit:
+            where = "indirect table" if nested else "descriptor table"
+            raise DescriptorIndexOutOfRange(f"next {i} >= {limit} entries of the {where}")
+        bit = 1 << i
+        if seen & bit:
+            raise DescriptorLoop(f"descriptor {i} visited twice from head {head}")
+        seen |= bit
+        d = table + i * DESC_SIZE
+        addr = mem.read64(d)
+        ln = mem.read32(d + 8)
+        flags = mem.read16(d + 12)
+        nxt = mem.read16(d + 14)
+        if flags & VRING_DESC_F_INDIRECT:
+            if nested:
+                raise NestedIndirect(f"entry {i} of the indirect table of head {head}")
+            if not indirect_ok:
+                raise IndirectNotNegotiated(f"descriptor {i}")
+            if flags & VRING_DESC_F_NEXT:
+                raise IndirectWithNext(f"descriptor {i}")
+            if ln == 0 or ln % DESC_SIZE:
+                raise IndirectTableLength(f"descriptor {i}: len {ln}")
+            if not mem.contains(addr, ln):
+                raise BufferOutOfMemory(f"indirect table {addr:#x}+{ln} of descriptor {i}")
+            # 2.7.5.3.2: the device ignores WRITE on the descriptor that points
+            # at a table.  Switch to walking the table from its entry 0.
+            table, limit, nested, seen, i = addr, ln // DESC_SIZE, True, 0, 0
+            used_indirect = True
+            continue
+        count += 1
+        if count > size:
+            raise ChainTooLong(f"head {head}: more than {size} descriptors")
+        total += ln
+        if total > MAX_CHAIN_BYTES:
+            raise ChainTooLarge(f"head {head}: {total} bytes")
+        if not mem.contains(addr, ln):
+            raise BufferOutOfMemory(f"buffer {addr:#x}+{ln} of descriptor {i}")
+        if flags & VRING_DESC_F_WRITE:
+            writable.append((addr, ln))
+        elif writable:
+            raise ReadableAfterWritable(f"head {head}: descriptor {i}")
+        else:
+            readable.append((addr, ln))
+        if not flags & VRING_DESC_F_NEXT:
+            break
+        if in_order and nxt != (i + 1) % limit:
+            raise InOrderNextNotSequential(f"descriptor {i}: next {nxt}")
+        i = nxt
+    return Chain(head, tuple(readable), tuple(writable), used_indirect)

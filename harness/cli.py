@@ -1,7 +1,197 @@
-"""The vringfuzz command line (exit status: 0 nothing found, 1 found, 2 usage)."""
+"""The vringfuzz command line.
+
+Exit status everywhere: 0 nothing found, 1 a failure found (or a replay still
+fails), 2 usage (bad option, bad repro file, unknown --driver/--bug/...); a
+usage error is one line on stderr and nothing written.
+"""
+from __future__ import annotations
+
+import argparse
+import json
 import sys
+
+from harness.errors import UsageError
+from vring.contract import PluginError
+
+ENGINES = ("stateful", "random", "pct", "explore", "fuzz")
+MEMORY_MODELS = ("sc", "tso", "relaxed")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2 (argparse prints usage + 2 lines)
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _positive(kind):
+    def conv(text):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if v < 0:
+            raise argparse.ArgumentTypeError(f"must be >= 0: {text!r}")
+        return v
+    return conv
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="vringfuzz", description="Find ordering, notification and locking "
+                "bugs in virtio virtqueues.")
+    sub = p.add_subparsers(dest="cmd", parser_class=_Parser, metavar="COMMAND")
+
+    c = sub.add_parser("campaign", help="the default job: every engine against the ring, "
+                       "progress on screen, a report at the end")
+    c.add_argument("--time", type=_positive(float), default=None,
+                   help="total budget in seconds (default: a few minutes)")
+    c.add_argument("--seed", type=_positive(int), default=0)
+    c.add_argument("--out", default="campaign-out", help="report and repro folder")
+    c.add_argument("--driver", default="reference")
+    c.add_argument("--device", default="reference")
+    c.add_argument("--bug", default=None, help="plant a bug from the zoo (see `vringfuzz bugs`)")
+    c.add_argument("--json", action="store_true")
+
+    k = sub.add_parser("check", help="run one engine")
+    k.add_argument("--engine", choices=ENGINES, default="stateful")
+    k.add_argument("--scenario", default=None, help="net, blk, drafts, ... (scheduled engines)")
+    k.add_argument("--target", default=None, help="fuzz target (engine fuzz)")
+    k.add_argument("--bug", default=None)
+    k.add_argument("--driver", default="reference")
+    k.add_argument("--device", default="reference")
+    k.add_argument("--memory-model", choices=MEMORY_MODELS, default="sc")
+    k.add_argument("--time", type=_positive(float), default=10.0)
+    k.add_argument("--seed", type=_positive(int), default=None)
+    k.add_argument("--out", default=None, help="folder for repro files (default: ./out)")
+    k.add_argument("--size", type=_positive(int), default=None, help="queue size")
+    k.add_argument("--features", default=None, help="e.g. indirect,event_idx,in_order")
+    k.add_argument("--depth", type=_positive(int), default=3, help="PCT bug depth")
+    k.add_argument("--preemption-bound", type=_positive(int), default=2, help="explore bound")
+    k.add_argument("--json", action="store_true", help="print one JSON object")
+
+    f = sub.add_parser("fuzz", help="an atheris campaign on one target")
+    f.add_argument("target")
+    f.add_argument("--time", type=_positive(float), default=60.0)
+    f.add_argument("--jobs", type=_positive(int), default=1)
+    f.add_argument("--corpus", default=None)
+    f.add_argument("--out", default=None)
+
+    r = sub.add_parser("replay", help="re-run a repro file (exit 1 when it still fails)")
+    r.add_argument("file")
+    r.add_argument("--svg", default=None, help="also draw the run as an SVG swimlane")
+    r.add_argument("--quiet", action="store_true", help="no timeline")
+
+    m = sub.add_parser("minimize", help="shrink a repro, keeping its failure signature")
+    m.add_argument("file")
+    m.add_argument("-o", "--output", required=True)
+
+    sub.add_parser("bugs", help="list the bug zoo")
+
+    b = sub.add_parser("bench", help="benchmarks (ring, sched, fuzz, explore, bugs)")
+    b.add_argument("what", nargs="?", default="ring")
+    b.add_argument("--seconds", type=_positive(float), default=None)
+    b.add_argument("--seeds", type=_positive(int), default=3)
+    b.add_argument("--budget", type=_positive(float), default=60.0)
+    b.add_argument("--json", action="store_true")
+
+    lx = sub.add_parser("linux", help="build the Linux virtio_ring.c target")
+    lx.add_argument("action", choices=["build"])
+    lx.add_argument("--version", default="6.1")
+    return p
+
+
+def _emit(result, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps(result.to_json(), sort_keys=True))
+    elif result.found:
+        print(f"FOUND [{result.oracle}] {result.message}")
+        if result.repro:
+            print(f"repro: {result.repro}\nreplay with: vringfuzz replay {result.repro}")
+        print(f"{result.engine}: {result.runs} runs in {result.seconds:.1f}s")
+    else:
+        print(f"{result.engine}: nothing found in {result.runs} runs, {result.seconds:.1f}s")
+    return 1 if result.found else 0
+
+
+def _check_plugins(args) -> None:
+    from vring.contract import resolve
+    resolve(args.driver, "driver")
+    resolve(args.device, "device")
+
+
+def _check_bug(name) -> None:
+    if name is None:
+        return
+    try:
+        from harness import bugs
+    except ImportError:
+        raise UsageError("--bug: the bug zoo is not available in this build") from None
+    bugs.get(name)  # UsageError naming the known bugs when unknown
+
+
+def cmd_check(args) -> int:
+    _check_plugins(args)
+    _check_bug(args.bug)
+    from harness import check
+    return _emit(check.run_check(args), args.json)
+
+
+def cmd_campaign(args) -> int:
+    _check_plugins(args)
+    _check_bug(args.bug)
+    from harness import campaign
+    return campaign.main(args)
+
+
+def cmd_replay(args) -> int:
+    from harness import replay
+    return replay.main(args)
+
+
+def cmd_minimize(args) -> int:
+    from harness import replay
+    return replay.minimize_main(args)
+
+
+def cmd_bugs(args) -> int:
+    from harness import bugs
+    print(bugs.describe_all())
+    return 0
+
+
+def cmd_fuzz(args) -> int:
+    from harness import fuzzing
+    return fuzzing.main(args)
+
+
+def cmd_bench(args) -> int:
+    from harness import bench
+    return bench.main(args)
+
+
+def cmd_linux(args) -> int:
+    from harness.linux import build
+    return build.main_build(["--version", args.version])
+
+
+COMMANDS = {"check": cmd_check, "campaign": cmd_campaign, "replay": cmd_replay,
+            "minimize": cmd_minimize, "bugs": cmd_bugs, "fuzz": cmd_fuzz,
+            "bench": cmd_bench, "linux": cmd_linux}
 
 
 def main(argv=None) -> int:
-    print("vringfuzz: not wired yet", file=sys.stderr)
-    return 2
+    from harness.repro import ReproError
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.cmd is None:
+            args = parser.parse_args(["campaign"] + list(argv or []))
+        return COMMANDS[args.cmd](args)
+    except (UsageError, PluginError, ReproError) as e:
+        print(f"vringfuzz: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("vringfuzz: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,24 @@
+"""`vringfuzz check`: dispatch to one engine module under harness/engines/.
+
+Each engine module exposes `run(opts) -> EngineResult`; `opts` carries the
+parsed options (engine, scenario, target, bug, driver, device, memory_model,
+time, seed, out, size, features, depth, preemption_bound).
+"""
+from __future__ import annotations
+
+import importlib
+
+from harness.errors import UsageError
+from harness.result import EngineResult
+
+
+def run_check(opts) -> EngineResult:
+    try:
+        module = importlib.import_module(f"harness.engines.{opts.engine}")
+    except ModuleNotFoundError as e:
+        if e.name and e.name.startswith("harness.engines"):
+            raise UsageError(f"--engine {opts.engine}: not available in this build") from None
+        raise
+    if getattr(opts, "out", None) is None:
+        opts.out = "out"
+    return module.run(opts)

@@ -1,0 +1,79 @@
+"""`vringfuzz bench [WHAT]`: the benchmarks behind the figures in the README.
+
+WHAT is one of:
+  ring     round trips per second through the reference ring (plain memory)
+  sched    scheduling points per second for two tasks doing ring round trips
+  explore  interleavings run by `explore` with and without partial-order reduction
+  threads  PCT versus uncontrolled real threads on a planted bug: time to detect
+  fuzz     execs per second of each fuzz target on one core
+  bugs     every bug x engine: detection table (docs/detection.md)
+  all      ring, sched, explore, fuzz
+
+Speed is measured here and never asserted in tests: these machines are shared and
+noisy, so every figure is a median of repeats, printed next to its spread.
+"""
+from __future__ import annotations
+
+import json
+
+from harness.errors import UsageError
+
+
+def _ring(args):
+    from harness.bench_ring import bench_ring, format_rows
+    rows = bench_ring(seconds=args.seconds or 2.5)
+    return rows, format_rows(rows)
+
+
+def _sched(args):
+    from harness.bench_sched import bench_sched, format_sched
+    res = bench_sched(args.seconds or 3.0)
+    return res, format_sched(res)
+
+
+def _explore(args):
+    from harness.bench_explore import bench_explore, format_explore
+    res = bench_explore()
+    return res, format_explore(res)
+
+
+def _threads(args):
+    from harness.bench_threads import bench_threads, format_threads
+    res = bench_threads(seeds=args.seeds, budget=args.budget)
+    return res, format_threads(res)
+
+
+def _fuzz(args):
+    from harness.bench_fuzz import bench_fuzz, format_fuzz
+    res = bench_fuzz(args.seconds or 5.0)
+    return res, format_fuzz(res)
+
+
+def _bugs(args):
+    from harness.bench_bugs import bench_bugs
+    return bench_bugs(seeds=args.seeds, budget=args.budget)
+
+
+BENCHES = {"ring": _ring, "sched": _sched, "explore": _explore, "threads": _threads,
+           "fuzz": _fuzz, "bugs": _bugs}
+
+
+def main(args) -> int:
+    names = ["ring", "sched", "explore", "fuzz"] if args.what == "all" else [args.what]
+    for name in names:
+        if name not in BENCHES:
+            raise UsageError(f"bench {name!r}: expected one of {', '.join(BENCHES)}, all")
+    results = {}
+    for name in names:
+        try:
+            data, text = BENCHES[name](args)
+        except ModuleNotFoundError as e:
+            if e.name and e.name.startswith("harness."):
+                raise UsageError(f"bench {name}: not available in this build") from None
+            raise
+        results[name] = data
+        if not args.json:
+            print(f"== bench {name}\n{text}\n", flush=True)
+    if args.json:
+        print(json.dumps(results, sort_keys=True, default=str))
+    return 0

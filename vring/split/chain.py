@@ -9,7 +9,7 @@ ended by one descriptor that points at an indirect table.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..errors import (BufferOutOfMemory, ChainTooLarge, ChainTooLong,
                       DescriptorIndexOutOfRange, DescriptorLoop,
@@ -23,9 +23,8 @@ from ..layout import DESC_SIZE
 MAX_CHAIN_BYTES = 1 << 32  # 2.7.5.1: no chain longer than 2^32 bytes in total
 
 
-@dataclass(frozen=True)
-class Chain:
-    """One buffer as the device sees it."""
+class Chain(NamedTuple):
+    """One buffer as the device sees it (a NamedTuple: cheap to build per pop)."""
 
     head: int
     readable: tuple[tuple[int, int], ...]
@@ -57,9 +56,14 @@ class Chain:
 
 
 def walk_chain(mem, desc_table: int, size: int, head: int, *, indirect_ok: bool,
-               in_order: bool = False) -> Chain:
-    """Validate and collect the chain that starts at `head`."""
-    if head >= size:
+               in_order: bool = False, lenient: frozenset = frozenset()) -> Chain:
+    """Validate and collect the chain that starts at `head`.
+
+    `lenient` names rules (errors.RULES keys) this walk does not enforce: the
+    bug zoo uses it to re-create devices that shipped without a check.  Each
+    guard tests the violation first, so the set costs nothing on valid chains.
+    """
+    if head >= size and "desc-index-range" not in lenient:
         raise DescriptorIndexOutOfRange(f"head {head} >= queue size {size}")
     readable: list[tuple[int, int]] = []
     writable: list[tuple[int, int]] = []
@@ -70,11 +74,11 @@ def walk_chain(mem, desc_table: int, size: int, head: int, *, indirect_ok: bool,
     table, limit, nested = desc_table, size, False
     used_indirect = False
     while True:
-        if i >= limit:
+        if i >= limit and "desc-index-range" not in lenient:
             where = "indirect table" if nested else "descriptor table"
             raise DescriptorIndexOutOfRange(f"next {i} >= {limit} entries of the {where}")
         bit = 1 << i
-        if seen & bit:
+        if seen & bit and "chain-loop" not in lenient:
             raise DescriptorLoop(f"descriptor {i} visited twice from head {head}")
         seen |= bit
         d = table + i * DESC_SIZE
@@ -83,15 +87,15 @@ def walk_chain(mem, desc_table: int, size: int, head: int, *, indirect_ok: bool,
         flags = mem.read16(d + 12)
         nxt = mem.read16(d + 14)
         if flags & VRING_DESC_F_INDIRECT:
-            if nested:
+            if nested and "indirect-not-nested" not in lenient:
                 raise NestedIndirect(f"entry {i} of the indirect table of head {head}")
-            if not indirect_ok:
+            if not indirect_ok and "indirect-feature" not in lenient:
                 raise IndirectNotNegotiated(f"descriptor {i}")
-            if flags & VRING_DESC_F_NEXT:
+            if flags & VRING_DESC_F_NEXT and "indirect-no-next" not in lenient:
                 raise IndirectWithNext(f"descriptor {i}")
-            if ln == 0 or ln % DESC_SIZE:
+            if (ln == 0 or ln % DESC_SIZE) and "indirect-table-length" not in lenient:
                 raise IndirectTableLength(f"descriptor {i}: len {ln}")
-            if not mem.contains(addr, ln):
+            if not mem.contains(addr, ln) and "buffer-in-memory" not in lenient:
                 raise BufferOutOfMemory(f"indirect table {addr:#x}+{ln} of descriptor {i}")
             # 2.7.5.3.2: the device ignores WRITE on the descriptor that points
             # at a table.  Switch to walking the table from its entry 0.
@@ -99,22 +103,22 @@ def walk_chain(mem, desc_table: int, size: int, head: int, *, indirect_ok: bool,
             used_indirect = True
             continue
         count += 1
-        if count > size:
+        if count > size and "chain-length" not in lenient:
             raise ChainTooLong(f"head {head}: more than {size} descriptors")
         total += ln
-        if total > MAX_CHAIN_BYTES:
+        if total > MAX_CHAIN_BYTES and "chain-total-length" not in lenient:
             raise ChainTooLarge(f"head {head}: {total} bytes")
-        if not mem.contains(addr, ln):
+        if not mem.contains(addr, ln) and "buffer-in-memory" not in lenient:
             raise BufferOutOfMemory(f"buffer {addr:#x}+{ln} of descriptor {i}")
         if flags & VRING_DESC_F_WRITE:
             writable.append((addr, ln))
-        elif writable:
+        elif writable and "writable-after-readable" not in lenient:
             raise ReadableAfterWritable(f"head {head}: descriptor {i}")
         else:
             readable.append((addr, ln))
         if not flags & VRING_DESC_F_NEXT:
             break
-        if in_order and nxt != (i + 1) % limit:
+        if in_order and nxt != (i + 1) % limit and "in-order-next" not in lenient:
             raise InOrderNextNotSequential(f"descriptor {i}: next {nxt}")
         i = nxt
     return Chain(head, tuple(readable), tuple(writable), used_indirect)

@@ -42,6 +42,7 @@ class SplitDevice:
         self.used_idx = 0            # next used idx to publish (vhost last_used_idx)
         self.signalled_used = 0      # used idx at the last needs_interrupt()
         self.notify_enabled = True
+        self.lenient: frozenset = frozenset()  # rules not enforced (bug zoo only)
         self._avail_idx = lay.avail_idx
         self._used_idx = lay.used_idx
 
@@ -50,7 +51,7 @@ class SplitDevice:
         """How many buffers the driver has exposed beyond our position."""
         avail_idx = self.mem.read16(self._avail_idx)
         pending = (avail_idx - self.last_avail_idx) & 0xFFFF
-        if pending > self.size:
+        if pending > self.size and "avail-idx-range" not in self.lenient:
             # 2.7.6.1: avail idx never goes back, so it can be at most the queue
             # size ahead of us (vhost: "Guest moved avail index from %u to %u").
             raise AvailIdxTooFarAhead(
@@ -67,7 +68,8 @@ class SplitDevice:
         mem.rmb()
         head = mem.read16(self.layout.avail_ring(self.last_avail_idx & (self.size - 1)))
         chain = walk_chain(mem, self.layout.desc, self.size, head,
-                           indirect_ok=self.indirect_ok, in_order=self.in_order)
+                           indirect_ok=self.indirect_ok, in_order=self.in_order,
+                           lenient=self.lenient)
         self.last_avail_idx = (self.last_avail_idx + 1) & 0xFFFF
         if self.event and self.notify_enabled:
             # Tell the driver how far we got (QEMU virtqueue_pop does this).
@@ -77,7 +79,16 @@ class SplitDevice:
     # -- returning buffers --------------------------------------------------
     def push(self, head: int, written_len: int) -> None:
         """Return one buffer: used element, barrier, used idx."""
-        self.push_batch([(head, written_len)])
+        mem = self.mem
+        idx = self.used_idx
+        elem = self.layout.used_ring(idx & (self.size - 1))
+        mem.write32(elem, head)
+        mem.write32(elem + 4, written_len)
+        # wmb: the used element (id and len) must be visible before the used
+        # idx that exposes it (2.7.8.2).
+        mem.wmb()
+        self.used_idx = idx = (idx + 1) & 0xFFFF
+        mem.write16(self._used_idx, idx)
 
     def push_batch(self, used) -> None:
         """Return several buffers with one used idx update (vhost_add_used_n).

@@ -208,10 +208,7 @@ class SplitDriver:
         last = self.last_used_idx
         if used_idx == last:
             return None
-        in_flight = (self.avail_idx_shadow - last) & 0xFFFF
-        if (used_idx - last) & 0xFFFF > in_flight:
-            self._bad_ring(UsedIdxRunsAhead(
-                f"used idx {used_idx}, last seen {last}, only {in_flight} in flight"))
+        self._check_used_idx(used_idx, last)
         # rmb: read the used element only after the idx that exposes it.
         mem.rmb()
         if self.in_order:
@@ -231,6 +228,12 @@ class SplitDriver:
             mem.write16(self._used_event, last)
             mem.mb()
         return token, written
+
+    def _check_used_idx(self, used_idx: int, last: int) -> None:
+        in_flight = (self.avail_idx_shadow - last) & 0xFFFF
+        if (used_idx - last) & 0xFFFF > in_flight:
+            self._bad_ring(UsedIdxRunsAhead(
+                f"used idx {used_idx}, last seen {last}, only {in_flight} in flight"))
 
     def _check_used(self, head: int, written: int) -> None:
         if head >= self.size:

@@ -67,12 +67,16 @@ class DeviceViolation(SpecViolation):
     side = "device"
 
 
-_DESC = "2.7.5 The Virtqueue Descriptor Table"
-_INDIRECT = "2.7.5.3.1 Indirect Descriptors"
-_AVAIL = "2.7.6 The Virtqueue Available Ring"
+# Section numbers of VIRTIO 1.2 chapter 2.7 (split-ring.tex), requirement subsections.
+_DESC = "2.7.5.2 Driver Requirements: The Virtqueue Descriptor Table"
+_INDIRECT = "2.7.5.3.1 Driver Requirements: Indirect Descriptors"
+_AVAIL = "2.7.6.1 Driver Requirements: The Virtqueue Available Ring"
 _USED = "2.7.8 The Virtqueue Used Ring"
+_USED_DEV = "2.7.8.2 Device Requirements: The Virtqueue Used Ring"
 _INORDER = "2.7.9 In-order use of descriptors"
-_FRAMING = "2.7.4.2 Message Framing"
+_FRAMING = "2.7.4.2 Driver Requirements: Message Framing"
+_USED_NOTIF_DRV = "2.7.7.1 Driver Requirements: Used Buffer Notification Suppression"
+_AVAIL_NOTIF_DEV = "2.7.10.2 Device Requirements: Available Buffer Notification Suppression"
 
 
 def _leaf(base, name, rule, section, clause, doc):
@@ -88,7 +92,8 @@ DescriptorLoop = _leaf(
     "a descriptor chain must not loop",
     "A chain revisits a descriptor: the 2^32-byte rule implies loops are forbidden.")
 DescriptorIndexOutOfRange = _leaf(
-    DriverViolation, "DescriptorIndexOutOfRange", "desc-index-range", _DESC,
+    DriverViolation, "DescriptorIndexOutOfRange", "desc-index-range",
+    "2.7.5 The Virtqueue Descriptor Table",
     "a head or next index must name a descriptor of the table",
     "A head in the available ring or a next field is not below the table size.")
 ChainTooLong = _leaf(
@@ -120,7 +125,7 @@ ChainTooLarge = _leaf(
     "a descriptor chain must not be longer than 2^32 bytes in total",
     "The lengths of a chain add up to more than 2^32 bytes.")
 BufferOutOfMemory = _leaf(
-    DriverViolation, "BufferOutOfMemory", "buffer-in-memory", _DESC,
+    DriverViolation, "BufferOutOfMemory", "buffer-in-memory", "2.7.5 The Virtqueue Descriptor Table",
     "a descriptor's addr and len must lie inside guest memory",
     "A buffer or indirect table lies (partly) outside guest memory.")
 AvailIdxTooFarAhead = _leaf(
@@ -148,7 +153,7 @@ UsedIdxRunsAhead = _leaf(
     "used idx must not pass the number of buffers made available",
     "The used idx ran ahead of what the driver made available.")
 UsedLenTooLarge = _leaf(
-    DeviceViolation, "UsedLenTooLarge", "used-len-bound", _USED,
+    DeviceViolation, "UsedLenTooLarge", "used-len-bound", _USED_DEV,
     "len counts bytes written into the device-writable part",
     "A used element's len exceeds the writable length of its buffer "
     "(Linux 5.16 'virtio_ring: validate used buffer length').")
@@ -174,6 +179,28 @@ DriverWroteDeviceOwned = _leaf(
     DriverViolation, "DriverWroteDeviceOwned", "driver-no-owned-write", _DESC,
     "a driver must not change a descriptor the device owns",
     "The driver stored into a descriptor of a chain still in flight.")
+
+AvailFlagsWithEventIdx = _leaf(
+    DriverViolation, "AvailFlagsWithEventIdx", "avail-flags-zero-with-event-idx", _USED_NOTIF_DRV,
+    "with VIRTIO_F_EVENT_IDX the driver must keep avail flags 0",
+    "The driver stored a non-zero avail flags word although EVENT_IDX was negotiated.")
+UsedFlagsWithEventIdx = _leaf(
+    DeviceViolation, "UsedFlagsWithEventIdx", "used-flags-zero-with-event-idx", _AVAIL_NOTIF_DEV,
+    "with VIRTIO_F_EVENT_IDX the device must keep used flags 0",
+    "The device stored a non-zero used flags word although EVENT_IDX was negotiated.")
+DriverWroteUsedRing = _leaf(
+    DriverViolation, "DriverWroteUsedRing", "driver-no-used-write", _USED,
+    "the used ring is only written by the device",
+    "The driver stored into the used ring (other than at its initialisation).")
+DeviceWroteAvailRing = _leaf(
+    DeviceViolation, "DeviceWroteAvailRing", "device-no-avail-write",
+    "2.7.6 The Virtqueue Available Ring",
+    "the available ring is only written by the driver",
+    "The device stored into the available ring.")
+UsedIdxDecremented = _leaf(
+    DeviceViolation, "UsedIdxDecremented", "used-idx-monotonic", _USED,
+    "used idx only increases",
+    "The device stored a used idx that does not move forward.")
 
 #: Every SpecViolation leaf, by its rule name (for reports and the bug zoo).
 RULES: dict[str, type[SpecViolation]] = {

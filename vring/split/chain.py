@@ -4,7 +4,7 @@ The walk follows guest-controlled `next` fields, so every step is bounded: a
 direct chain may visit each table entry at most once and an indirect table at
 most len/16 entries; the whole chain may hold at most queue-size descriptors
 (2.7.5.3.1).  Each broken rule raises its own DriverViolation leaf.  Layout
-(2.7.5.3.1, device requirements): zero or more direct descriptors, optionally
+(2.7.5.3.2, device requirements): zero or more direct descriptors, optionally
 ended by one descriptor that points at an indirect table.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from ..features import (VRING_DESC_F_INDIRECT, VRING_DESC_F_NEXT,
                         VRING_DESC_F_WRITE)
 from ..layout import DESC_SIZE
 
-MAX_CHAIN_BYTES = 1 << 32  # 2.7.5.1: no chain longer than 2^32 bytes in total
+MAX_CHAIN_BYTES = 1 << 32  # 2.7.5.2: no chain longer than 2^32 bytes in total
 
 
 class Chain(NamedTuple):

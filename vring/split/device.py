@@ -9,10 +9,10 @@ Rules (VIRTIO 1.2, 2.7) and theory of operation:
 * push writes the used element, then (after a write barrier) used idx:
   2.7.8.2 "the device MUST set len prior to updating the used idx".
 * needs_interrupt, called after one or more pushes, applies the used buffer
-  notification rules (2.7.10): flags without EVENT_IDX, used_event with it,
+  notification rules (2.7.7.2): flags without EVENT_IDX, used_event with it,
   after a full barrier (store used idx, load used_event: store buffering).
 * enable_notify / disable_notify manage VRING_USED_F_NO_NOTIFY or avail_event
-  (2.7.7.2); enable_notify re-checks avail idx after a full barrier and says
+  (2.7.10.2); enable_notify re-checks avail idx after a full barrier and says
   whether buffers arrived meanwhile (vhost_enable_notify).
 * IN_ORDER (2.7.9): push_batch may write a single used entry for a batch.
 """
@@ -28,6 +28,10 @@ from .chain import Chain, walk_chain
 
 class SplitDevice:
     """A split-ring device with exactly the plug-in method names."""
+
+    # The event-index arithmetic (2.7.7/2.7.10), as a class attribute so that a
+    # variant (the bug zoo's off-by-one) can swap it without copying a method.
+    need_event = staticmethod(need_event)
 
     def __init__(self, mem, cfg, platform):
         self.mem = mem
@@ -130,12 +134,12 @@ class SplitDevice:
         if old == new:
             return False
         if self.event:
-            return need_event(mem.read16(self.layout.used_event), new, old)
+            return self.need_event(mem.read16(self.layout.used_event), new, old)
         return not mem.read16(self.layout.avail_flags) & VRING_AVAIL_F_NO_INTERRUPT
 
     # -- notification suppression ------------------------------------------
     def disable_notify(self) -> None:
-        """Ask the driver not to kick (a hint, 2.7.7.2)."""
+        """Ask the driver not to kick (a hint, 2.7.10.2)."""
         self.notify_enabled = False
         if not self.event:
             self.mem.write16(self.layout.used_flags, VRING_USED_F_NO_NOTIFY)

@@ -50,6 +50,10 @@ class _BufState:
 class SplitDriver:
     """A split-ring driver with exactly the plug-in method names."""
 
+    # The event-index arithmetic (2.7.7/2.7.10), as a class attribute so that a
+    # variant (the bug zoo's off-by-one) can swap it without copying a method.
+    need_event = staticmethod(need_event)
+
     def __init__(self, mem, cfg, platform):
         self.mem = mem
         self.platform = platform
@@ -152,7 +156,7 @@ class SplitDriver:
         # Put the head in the next available slot, then publish it.
         mem.write16(lay.avail_ring(self.avail_idx_shadow & (self.size - 1)), head)
         # wmb: descriptors and the ring entry must be visible before the new
-        # avail idx exposes them (2.7.13.2 "Updating idx").
+        # avail idx exposes them (2.7.13.3.1 "Updating idx").
         mem.wmb()
         self.avail_idx_shadow = (self.avail_idx_shadow + 1) & 0xFFFF
         mem.write16(self._avail_idx, self.avail_idx_shadow)
@@ -168,14 +172,14 @@ class SplitDriver:
         mem = self.mem
         # mb: the avail idx store must be visible before we load flags or
         # avail_event, or we and the device can both miss each other's update
-        # (2.7.13.4 "Notifying The Device"; the store-buffering litmus shape;
+        # (2.7.13.4.1 "Notifying The Device"; the store-buffering litmus shape;
         # Linux a72caae21803 made this a full barrier).
         mem.mb()
         new = self.avail_idx_shadow
         old = (new - self.num_added) & 0xFFFF
         self.num_added = 0
         if self.event:
-            return need_event(mem.read16(self._avail_event), new, old)
+            return self.need_event(mem.read16(self._avail_event), new, old)
         return not (mem.read16(self.layout.used_flags) & VRING_USED_F_NO_NOTIFY)
 
     def notify(self) -> bool:

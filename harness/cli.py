@@ -94,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     lx = sub.add_parser("linux", help="build the Linux virtio_ring.c target")
     lx.add_argument("action", choices=["build"])
-    lx.add_argument("--version", default="6.1")
+    lx.add_argument("rest", nargs=argparse.REMAINDER,
+                    help="[--version 6.1|6.12] [--tsan] [--cache-dir DIR]")
     return p
 
 
@@ -112,9 +113,9 @@ def _emit(result, as_json: bool) -> int:
 
 
 def _check_plugins(args) -> None:
-    from vring.contract import resolve
-    resolve(args.driver, "driver")
-    resolve(args.device, "device")
+    from harness.plugins import check
+    args.driver = check(args.driver, "driver")
+    args.device = check(args.device, "device")
 
 
 def _check_bug(name) -> None:
@@ -169,7 +170,7 @@ def cmd_bench(args) -> int:
 
 def cmd_linux(args) -> int:
     from harness.linux import build
-    return build.main_build(["--version", args.version])
+    return build.main_build(args.rest)
 
 
 COMMANDS = {"check": cmd_check, "campaign": cmd_campaign, "replay": cmd_replay,

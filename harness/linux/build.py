@@ -1,0 +1,195 @@
+"""Build the real Linux virtio_ring.c into a shared library the harness can load.
+
+Rules:
+* Nothing of the kernel is committed: the source comes, at build time, from
+  the Debian package `linux-source-X` (/usr/src/linux-source-X.tar.xz).  A
+  missing package is one LinuxSourceMissing line that says what to install.
+  Nothing is installed by this module.
+* Only the files the ring needs are extracted (the issue 6 list: virtio_ring.c,
+  the tools/virtio shims, tools/include, a few headers); extraction is cached
+  per tarball (size and mtime), compilation per version + a hash of our
+  overlays (glue/) + the flags, under $VRINGFUZZ_CACHE or
+  ~/.cache/vringfuzz/linux-<ver>/.  A file lock makes concurrent builds
+  (pytest -n auto) wait for each other; results land with an atomic rename.
+* Our overlay directory comes first on the include path, so its headers
+  replace the stock shims (asm/barrier.h, asm/bug.h, linux/bug.h,
+  linux/slab.h); the glue #includes virtio_ring.c itself.
+* `tsan=True` compiles with -fsanitize=thread against our own __tsan_*
+  hooks (glue/vf_tsan.c) instead of the TSan runtime: every load and store of
+  the ring code becomes a call the harness can see.
+"""
+from __future__ import annotations
+
+import argparse
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from .errors import LinuxBuildError, LinuxSourceMissing
+
+SUPPORTED_VERSIONS = ("6.1", "6.12")
+GLUE = Path(__file__).resolve().parent / "glue"
+
+#: Members of the tarball the build needs (relative to linux-source-X/).
+_COMMON = [
+    "drivers/virtio/virtio_ring.c",
+    "tools/virtio/linux", "tools/virtio/asm", "tools/virtio/uapi",
+    "tools/virtio/xen", "tools/virtio/generated",
+    "tools/include",
+    "include/linux/kconfig.h", "include/linux/byteorder/generic.h",
+    "include/linux/kern_levels.h", "include/linux/irqreturn.h",
+    "include/linux/virtio_ring.h", "include/linux/virtio_byteorder.h",
+    "include/uapi/linux/virtio_config.h", "include/uapi/linux/virtio_ring.h",
+    "include/uapi/linux/virtio_types.h",
+]
+_EXTRA = {"6.12": ["include/linux/compiler_types.h", "include/linux/container_of.h"]}
+
+# As tools/virtio/Makefile, minus -Werror (gcc versions differ in warnings).
+_CFLAGS = ["-O2", "-g", "-shared", "-fPIC", "-Wall", "-Wno-maybe-uninitialized",
+           "-Wno-pointer-sign", "-Wno-unused-function", "-fno-strict-overflow",
+           "-fno-strict-aliasing", "-fno-common", "-U_FORTIFY_SOURCE", "-pthread"]
+_TSAN_FLAGS = ["-fsanitize=thread"]
+
+
+def tarball(version: str) -> Path:
+    return Path(f"/usr/src/linux-source-{version}.tar.xz")
+
+
+def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
+    if cache_dir is not None:
+        return Path(cache_dir)
+    env = os.environ.get("VRINGFUZZ_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "vringfuzz"
+
+
+def check_source(version: str) -> Path:
+    """The package tarball, or LinuxSourceMissing saying what to install."""
+    if version not in SUPPORTED_VERSIONS:
+        raise LinuxBuildError(f"unsupported kernel version {version!r} "
+                              f"(supported: {', '.join(SUPPORTED_VERSIONS)})")
+    tar = tarball(version)
+    if not tar.is_file():
+        raise LinuxSourceMissing(
+            f"{tar} not found: run `apt-get install linux-source-{version}` "
+            f"(Debian package) and retry")
+    return tar
+
+
+def _overlay_files() -> list[Path]:
+    return sorted(p for p in GLUE.rglob("*") if p.is_file() and p.suffix in (".c", ".h"))
+
+
+def _key(version: str, flags: list[str], tar: Path) -> str:
+    h = hashlib.sha256()
+    st = tar.stat()
+    h.update(f"{version}\0{st.st_size}\0{st.st_mtime_ns}\0{' '.join(flags)}\0".encode())
+    for p in _overlay_files():
+        h.update(str(p.relative_to(GLUE)).encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def _extract(version: str, tar: Path, root: Path) -> Path:
+    """Extract the needed members once per tarball; returns the source dir."""
+    st = tar.stat()
+    src = root / f"src-{st.st_size:x}-{st.st_mtime_ns:x}"
+    if (src / ".complete").exists():
+        return src
+    prefix = f"linux-source-{version}/"
+    members = [prefix + m for m in _COMMON + _EXTRA.get(version, [])]
+    tmp = Path(tempfile.mkdtemp(prefix="extract-", dir=root))
+    try:
+        proc = subprocess.run(["tar", "-xJf", str(tar), "-C", str(tmp),
+                               "--strip-components=1", *members],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise LinuxBuildError(f"extracting {tar} failed: {proc.stderr.strip()[:500]}")
+        (tmp / ".complete").write_text("ok\n")
+        if src.exists():
+            shutil.rmtree(src)
+        tmp.rename(src)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return src
+
+
+def compile_commands(version: str, src: Path, out: Path, tsan: bool = False) -> list[list[str]]:
+    """gcc command lines, in order.  A tsan build compiles the glue with
+    -fsanitize=thread into an object, and links it with vf_tsan.c (our hooks,
+    uninstrumented) without -fsanitize, so no TSan runtime is linked."""
+    kver = {"6.1": 601, "6.12": 612}[version]
+    incs = [f"-DVF_KVER={kver}", "-I", str(GLUE / "include"), "-I", str(src / "tools/virtio"),
+            "-I", str(src / "tools/include"), "-I", str(src),
+            "-include", str(src / "include/linux/kconfig.h")]
+    if not tsan:
+        return [["gcc", *_CFLAGS, *incs, str(GLUE / "vf_glue.c"), "-o", str(out)]]
+    cflags = [f for f in _CFLAGS if f != "-shared"]
+    obj, hooks = out.with_suffix(".glue.o"), out.with_suffix(".tsan.o")
+    return [["gcc", *cflags, *_TSAN_FLAGS, *incs, "-c", str(GLUE / "vf_glue.c"), "-o", str(obj)],
+            ["gcc", *cflags, "-I", str(GLUE / "include"), "-c", str(GLUE / "vf_tsan.c"),
+             "-o", str(hooks)],
+            ["gcc", "-shared", "-pthread", str(obj), str(hooks), "-o", str(out)]]
+
+
+def build(version: str = "6.1", cache_dir: str | os.PathLike | None = None,
+          tsan: bool = False) -> Path:
+    """Path of the built (or cached) ring library for this kernel version."""
+    tar = check_source(version)
+    root = cache_root(cache_dir) / f"linux-{version}"
+    root.mkdir(parents=True, exist_ok=True)
+    flags = _CFLAGS + (_TSAN_FLAGS if tsan else [])
+    lib = root / f"libvfring-{'tsan-' if tsan else ''}{_key(version, flags, tar)}.so"
+    if lib.exists():
+        return lib
+    with open(root / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if lib.exists():                      # another process built it meanwhile
+            return lib
+        src = _extract(version, tar, root)
+        tmp = lib.with_suffix(f".tmp{os.getpid()}")
+        for cmd in compile_commands(version, src, tmp, tsan):
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                tmp.unlink(missing_ok=True)
+                raise LinuxBuildError(f"gcc failed building virtio_ring.c {version}:\n"
+                                      f"{proc.stderr.strip()[-3000:]}")
+        for leftover in (tmp.with_suffix(".glue.o"), tmp.with_suffix(".tsan.o")):
+            leftover.unlink(missing_ok=True)
+        os.replace(tmp, lib)
+    return lib
+
+
+def main_build(argv: list[str] | None = None) -> int:
+    """`vringfuzz linux build [--version 6.1|6.12] [--tsan] [--cache-dir DIR]`.
+
+    Exit status: 0 built (prints the library path), 2 missing package or
+    failed build (one line on stderr says why), as for usage errors.
+    """
+    from harness.cli import _Parser  # one-line usage errors, exit 2
+    ap = _Parser(prog="vringfuzz linux build",
+                                 description="Build the Linux virtio_ring.c library "
+                                             "from the installed linux-source package.")
+    ap.add_argument("--version", default="6.1", choices=SUPPORTED_VERSIONS)
+    ap.add_argument("--tsan", action="store_true",
+                    help="instrument every load/store (-fsanitize=thread, our own hooks)")
+    ap.add_argument("--cache-dir", default=None)
+    args = ap.parse_args(argv)
+    try:
+        path = build(args.version, args.cache_dir, tsan=args.tsan)
+    except LinuxSourceMissing as e:
+        print(f"vringfuzz: {e}", file=sys.stderr)
+        return 2
+    except LinuxBuildError as e:
+        print(f"vringfuzz: {e}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main_build())

@@ -108,7 +108,9 @@ def _emit(result, as_json: bool) -> int:
             print(f"repro: {result.repro}\nreplay with: vringfuzz replay {result.repro}")
         print(f"{result.engine}: {result.runs} runs in {result.seconds:.1f}s")
     else:
-        print(f"{result.engine}: nothing found in {result.runs} runs, {result.seconds:.1f}s")
+        note = f" ({result.message})" if result.message else ""
+        print(f"{result.engine}: nothing found in {result.runs} runs, "
+              f"{result.seconds:.1f}s{note}")
     return 1 if result.found else 0
 
 

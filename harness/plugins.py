@@ -10,7 +10,7 @@ from vring.contract import resolve
 HARNESS_BUILTIN = {
     "driver": {"linux": "harness.linux.driver:make",
                "linux-tsan": "harness.linux.driver:make_tsan"},
-    "device": {},
+    "device": {"linux-vringh": "harness.linux.vringh:make"},
 }
 
 

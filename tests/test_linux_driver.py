@@ -1,8 +1,9 @@
 """The real Linux virtio_ring.c behind the plug-in contract (harness/linux).
 
-Skipped, with the reason, when the Debian package linux-source-6.1 is not
-installed (CI installs it: see the README).  The library is built once and
-cached ($VRINGFUZZ_CACHE or ~/.cache/vringfuzz).
+Parametrised over the kernel versions whose Debian package linux-source-X
+is installed; skipped, with the reason, when none is (CI installs 6.1: see
+the README).  The library is built once per version and cached
+($VRINGFUZZ_CACHE or ~/.cache/vringfuzz).
 """
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import pytest
 
 from harness.linux import build as linux_build
 
-if not linux_build.tarball("6.1").is_file():
-    pytest.skip("linux-source-6.1 is not installed (apt-get install linux-source-6.1)",
+VERSIONS = [v for v in linux_build.SUPPORTED_VERSIONS if linux_build.tarball(v).is_file()]
+if not VERSIONS:
+    pytest.skip("no linux-source-X package is installed (apt-get install linux-source-6.1)",
                 allow_module_level=True)
 
 from vring.contract import build, setup_queue  # noqa: E402
@@ -24,7 +26,7 @@ from vring.features import (F_EVENT_IDX, F_IN_ORDER, F_INDIRECT_DESC,  # noqa: E
 from vring.memory import GuestMemory  # noqa: E402
 from vring.platform import Platform  # noqa: E402
 
-from harness.linux.driver import linux_memory, make  # noqa: E402
+from harness.linux.driver import LinuxDriver, linux_memory  # noqa: E402
 from harness.linux.errors import (KernelBug, KernelWarning,  # noqa: E402
                                   LinuxFeatureUnsupported, LinuxMemoryError,
                                   LinuxSourceMissing, NativeCrash)
@@ -51,23 +53,25 @@ class CountingMemory(GuestMemory):
         self.barriers["wmb"] += 1
 
 
-def open_linux(size=8, features=F_VERSION_1, memory_class=GuestMemory, platform=None):
+def open_linux(version, size=8, features=F_VERSION_1, memory_class=GuestMemory,
+               platform=None):
     mem = linux_memory(1 << 18, memory_class=memory_class)
     platform = platform or Platform()
     cfg = setup_queue(mem, size, features)
-    drv = make(mem, cfg, platform)
+    drv = LinuxDriver(mem, cfg, platform, version=version)
     dev = build("reference", "device", mem, cfg, platform)
     return drv, dev, mem, platform
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _library():
-    linux_build.build("6.1")           # cached after the first build
+@pytest.fixture(scope="module", params=VERSIONS)
+def version(request):
+    linux_build.build(request.param)   # cached after the first build
+    return request.param
 
 
 @pytest.mark.parametrize("name", sorted(FEATURES))
-def test_every_token_comes_back_once_with_the_bytes_the_device_wrote(name):
-    drv, dev, mem, plat = open_linux(8, FEATURES[name])
+def test_every_token_comes_back_once_with_the_bytes_the_device_wrote(version, name):
+    drv, dev, mem, plat = open_linux(version, 8, FEATURES[name])
     out, inb = mem.alloc(32), mem.alloc(64)
     baseline = mem.allocated()
     mem.write(out, b"request!")
@@ -89,8 +93,8 @@ def test_every_token_comes_back_once_with_the_bytes_the_device_wrote(name):
     assert mem.allocated() == baseline     # every indirect table went back
 
 
-def test_a_full_ring_raises_queue_full():
-    drv, dev, mem, _ = open_linux(4)
+def test_a_full_ring_raises_queue_full(version):
+    drv, dev, mem, _ = open_linux(version, 4)
     buf = mem.alloc(16)
     for i in range(4):
         drv.add_sgs([(buf, 16)], [], i)
@@ -100,8 +104,8 @@ def test_a_full_ring_raises_queue_full():
         drv.add_sgs([], [], 100)
 
 
-def test_detach_unused_buf_returns_each_unused_token_once():
-    drv, dev, mem, _ = open_linux(8, FEATURES["indirect"])
+def test_detach_unused_buf_returns_each_unused_token_once(version):
+    drv, dev, mem, _ = open_linux(version, 8, FEATURES["indirect"])
     buf = mem.alloc(16)
     for i in range(3):
         drv.add_sgs([(buf, 8), (buf + 8, 8)], [], i)
@@ -110,8 +114,8 @@ def test_detach_unused_buf_returns_each_unused_token_once():
     assert drv.num_free == 8
 
 
-def test_poll_sees_a_buffer_used_after_enable_cb_prepare():
-    drv, dev, mem, _ = open_linux(8, FEATURES["event_idx"])
+def test_poll_sees_a_buffer_used_after_enable_cb_prepare(version):
+    drv, dev, mem, _ = open_linux(version, 8, FEATURES["event_idx"])
     buf = mem.alloc(16)
     drv.add_sgs([], [(buf, 16)], "rx")
     drv.kick()
@@ -136,8 +140,8 @@ def _push_raw(mem, dev, head, length):
 
 
 @pytest.mark.parametrize("bad_id, leaf", [(8 + 3, UsedIdOutOfRange), (1, UsedIdNotHead)])
-def test_a_bad_used_id_breaks_the_queue_for_good(bad_id, leaf):
-    drv, dev, mem, _ = open_linux(8)
+def test_a_bad_used_id_breaks_the_queue_for_good(version, bad_id, leaf):
+    drv, dev, mem, _ = open_linux(version, 8)
     buf = mem.alloc(64)
     # A 3-descriptor direct chain at 0,1,2: id 1 is in flight but not a head.
     drv.add_sgs([(buf, 8), (buf + 8, 8)], [(buf + 16, 8)], "t")
@@ -153,8 +157,8 @@ def test_a_bad_used_id_breaks_the_queue_for_good(bad_id, leaf):
         drv.add_sgs([(buf, 8)], [], "u")
 
 
-def test_barrier_hooks_reach_guest_memory_where_linux_places_them():
-    drv, dev, mem, _ = open_linux(8, FEATURES["direct"], memory_class=CountingMemory)
+def test_barrier_hooks_reach_guest_memory_where_linux_places_them(version):
+    drv, dev, mem, _ = open_linux(version, 8, FEATURES["direct"], memory_class=CountingMemory)
     buf = mem.alloc(16)
 
     def driver_barriers(op):
@@ -172,7 +176,7 @@ def test_barrier_hooks_reach_guest_memory_where_linux_places_them():
     assert b == {"mb": 1, "rmb": 1, "wmb": 0}      # virtio_rmb + virtio_store_mb
 
 
-def test_a_scheduler_may_switch_tasks_inside_a_barrier():
+def test_a_scheduler_may_switch_tasks_inside_a_barrier(version):
     greenlet = pytest.importorskip("greenlet").greenlet
     order = []
 
@@ -182,7 +186,7 @@ def test_a_scheduler_may_switch_tasks_inside_a_barrier():
             main.switch()                  # a scheduling point inside C
             order.append("driver resumed")
 
-    drv, dev, mem, _ = open_linux(8, memory_class=YieldingMemory)
+    drv, dev, mem, _ = open_linux(version, 8, memory_class=YieldingMemory)
     buf = mem.alloc(16)
     main = greenlet.getcurrent()
     task = greenlet(lambda: drv.add_sgs([(buf, 16)], [], "t"))
@@ -196,44 +200,45 @@ def test_a_scheduler_may_switch_tasks_inside_a_barrier():
     assert dev.pop().readable == ((buf, 16),)
 
 
-def test_an_exception_in_a_hook_unwinds_the_c_call_and_breaks_the_queue():
+def test_an_exception_in_a_hook_unwinds_the_c_call_and_breaks_the_queue(version):
     class Stop(Exception):
         pass
 
     def refuse():
         raise Stop("scheduler ended the run")
 
-    drv, dev, mem, plat = open_linux(8, platform=Platform(on_notify=refuse))
+    drv, dev, mem, plat = open_linux(version, 8, platform=Platform(on_notify=refuse))
     drv.add_sgs([(mem.alloc(16), 16)], [], "t")
     with pytest.raises(Stop):
         drv.kick()
     assert drv.broken
 
 
-def test_bug_on_raises_kernel_bug_and_the_process_lives_on():
-    drv, *_ = open_linux(8)
+def test_bug_on_raises_kernel_bug_and_the_process_lives_on(version):
+    drv, *_ = open_linux(version, 8)
     with pytest.raises(KernelBug, match="BUG_ON"):
         drv._call(drv._c.vf_selftest, 0)
     assert drv.broken
-    drv2, *_ = open_linux(8)
+    drv2, *_ = open_linux(version, 8)
     with pytest.raises(KernelWarning, match="WARN"):
         drv2._call(drv2._c.vf_selftest, 1)
     assert not drv2.broken
 
 
-def test_a_segfault_in_a_worker_is_a_native_crash():
+def test_a_segfault_in_a_worker_is_a_native_crash(version):
     with pytest.raises(NativeCrash, match="SIGSEGV"):
         run_isolated(ctypes.string_at, 0)
-    assert run_isolated(lambda: open_linux(8)[0].num_free) == 8
+    assert run_isolated(lambda: open_linux(version, 8)[0].num_free) == 8
 
 
-def test_features_linux_lacks_and_plain_memory_are_refused():
+def test_features_linux_lacks_and_plain_memory_are_refused(version):
     mem = linux_memory(1 << 16)
     with pytest.raises(LinuxFeatureUnsupported):
-        make(mem, setup_queue(mem, 8, F_VERSION_1 | F_IN_ORDER), Platform())
+        LinuxDriver(mem, setup_queue(mem, 8, F_VERSION_1 | F_IN_ORDER), Platform(),
+                    version=version)
     plain = GuestMemory(1 << 16)
     with pytest.raises(LinuxMemoryError):
-        make(plain, setup_queue(plain, 8, F_VERSION_1), Platform())
+        LinuxDriver(plain, setup_queue(plain, 8, F_VERSION_1), Platform(), version=version)
 
 
 def test_a_missing_package_is_one_line(monkeypatch, capsys, tmp_path):
@@ -245,18 +250,18 @@ def test_a_missing_package_is_one_line(monkeypatch, capsys, tmp_path):
     assert err.count("\n") == 1 and "linux-source-6.1" in err
 
 
-def test_the_tsan_build_reports_every_ring_store_of_add_sgs():
-    linux_build.build("6.1", tsan=True)
-    from harness.linux.driver import make_tsan
+def test_the_tsan_build_reports_every_ring_store_of_add_sgs(version):
+    linux_build.build(version, tsan=True)
     mem = linux_memory(1 << 16)
     cfg = setup_queue(mem, 8, F_VERSION_1)
-    drv = make_tsan(mem, cfg, Platform())
+    drv = LinuxDriver(mem, cfg, Platform(), version=version, tsan=True)
     buf = mem.alloc(16)
     writes = []
     drv.on_access = lambda addr, size, is_write: is_write and writes.append((addr, size))
     drv.add_sgs([(buf, 16)], [], "t")
-    # desc[0] flags/addr/len/next, flags again (6.1 clears NEXT on the last
-    # descriptor), avail ring[0], and last the avail idx that publishes it.
+    # desc[0] flags/addr/len/next, flags again (6.1 and 6.12 clear NEXT on
+    # the last descriptor), avail ring[0], and last the avail idx that
+    # publishes it.
     d = cfg.desc
     assert writes == [(d + 12, 2), (d, 8), (d + 8, 4), (d + 14, 2), (d + 12, 2),
                       (cfg.avail + 4, 2), (cfg.avail + 2, 2)]

@@ -7,13 +7,21 @@ Rules:
   Nothing is installed by this module.
 * Only the files the ring needs are extracted (the issue 6 list: virtio_ring.c,
   the tools/virtio shims, tools/include, a few headers); extraction is cached
-  per tarball (size and mtime), compilation per version + a hash of our
-  overlays (glue/) + the flags, under $VRINGFUZZ_CACHE or
-  ~/.cache/vringfuzz/linux-<ver>/.  A file lock makes concurrent builds
+  per tarball (size and mtime) and member list, compilation per version + a
+  hash of our overlays (glue/), the flags and this build script, under
+  $VRINGFUZZ_CACHE or ~/.cache/vringfuzz/linux-<ver>/.  A file lock makes concurrent builds
   (pytest -n auto) wait for each other; results land with an atomic rename.
 * Our overlay directory comes first on the include path, so its headers
   replace the stock shims (asm/barrier.h, asm/bug.h, linux/bug.h,
-  linux/slab.h); the glue #includes virtio_ring.c itself.
+  linux/slab.h, linux/ratelimit.h); the glue #includes the kernel files
+  themselves.  One library holds both: vf_glue.c (drivers/virtio/
+  virtio_ring.c, `--driver linux`) and vf_vringh.c (drivers/vhost/vringh.c,
+  `--device linux-vringh`); they share the hook table.
+* The kernel's include/ comes last (-idirafter): it only supplies headers
+  no shim provides and that are included as <linux/...> (6.12's
+  compiler_types.h needs linux/compiler-context-analysis.h).
+* Kernel versions differ in the glue only through `#if VF_KVER >= 612`
+  (6.12's __vring_new_virtqueue takes a dma_dev).
 * `tsan=True` compiles with -fsanitize=thread against our own __tsan_*
   hooks (glue/vf_tsan.c) instead of the TSan runtime: every load and store of
   the ring code becomes a call the harness can see.
@@ -46,8 +54,13 @@ _COMMON = [
     "include/linux/virtio_ring.h", "include/linux/virtio_byteorder.h",
     "include/uapi/linux/virtio_config.h", "include/uapi/linux/virtio_ring.h",
     "include/uapi/linux/virtio_types.h",
+    # vringh.c, the host side (vf_vringh.c)
+    "drivers/vhost/vringh.c", "include/linux/vringh.h", "include/linux/uio.h",
 ]
-_EXTRA = {"6.12": ["include/linux/compiler_types.h", "include/linux/container_of.h"]}
+_EXTRA = {"6.12": ["include/linux/compiler_types.h", "include/linux/container_of.h",
+                   "include/linux/compiler-context-analysis.h"]}
+#: The glue translation units, in link order.
+_UNITS = ("vf_glue.c", "vf_vringh.c")
 
 # As tools/virtio/Makefile, minus -Werror (gcc versions differ in warnings).
 _CFLAGS = ["-O2", "-g", "-shared", "-fPIC", "-Wall", "-Wno-maybe-uninitialized",
@@ -88,19 +101,27 @@ def _key(version: str, flags: list[str], tar: Path) -> str:
     h = hashlib.sha256()
     st = tar.stat()
     h.update(f"{version}\0{st.st_size}\0{st.st_mtime_ns}\0{' '.join(flags)}\0".encode())
+    # This file too: member lists and command lines live here.
+    h.update(Path(__file__).read_bytes() + b"\0")
     for p in _overlay_files():
         h.update(str(p.relative_to(GLUE)).encode() + b"\0" + p.read_bytes() + b"\0")
     return h.hexdigest()[:16]
 
 
+def _members(version: str) -> list[str]:
+    return _COMMON + _EXTRA.get(version, [])
+
+
 def _extract(version: str, tar: Path, root: Path) -> Path:
-    """Extract the needed members once per tarball; returns the source dir."""
+    """Extract the needed members once per tarball and member list; returns
+    the source dir (a new member list, e.g. vringh.c added, re-extracts)."""
     st = tar.stat()
-    src = root / f"src-{st.st_size:x}-{st.st_mtime_ns:x}"
+    names = hashlib.sha256("\0".join(_members(version)).encode()).hexdigest()[:8]
+    src = root / f"src-{st.st_size:x}-{st.st_mtime_ns:x}-{names}"
     if (src / ".complete").exists():
         return src
     prefix = f"linux-source-{version}/"
-    members = [prefix + m for m in _COMMON + _EXTRA.get(version, [])]
+    members = [prefix + m for m in _members(version)]
     tmp = Path(tempfile.mkdtemp(prefix="extract-", dir=root))
     try:
         proc = subprocess.run(["tar", "-xJf", str(tar), "-C", str(tmp),
@@ -119,26 +140,38 @@ def _extract(version: str, tar: Path, root: Path) -> Path:
 
 
 def compile_commands(version: str, src: Path, out: Path, tsan: bool = False) -> list[list[str]]:
-    """gcc command lines, in order.  A tsan build compiles the glue with
-    -fsanitize=thread into an object, and links it with vf_tsan.c (our hooks,
-    uninstrumented) without -fsanitize, so no TSan runtime is linked."""
+    """gcc command lines, in order: each glue unit to an object, then one
+    link.  A tsan build compiles the units with -fsanitize=thread and links
+    them with vf_tsan.c (our hooks, uninstrumented) without -fsanitize, so no
+    TSan runtime is linked."""
     kver = {"6.1": 601, "6.12": 612}[version]
     incs = [f"-DVF_KVER={kver}", "-I", str(GLUE / "include"), "-I", str(src / "tools/virtio"),
             "-I", str(src / "tools/include"), "-I", str(src),
+            "-idirafter", str(src / "include"),
             "-include", str(src / "include/linux/kconfig.h")]
-    if not tsan:
-        return [["gcc", *_CFLAGS, *incs, str(GLUE / "vf_glue.c"), "-o", str(out)]]
-    cflags = [f for f in _CFLAGS if f != "-shared"]
-    obj, hooks = out.with_suffix(".glue.o"), out.with_suffix(".tsan.o")
-    return [["gcc", *cflags, *_TSAN_FLAGS, *incs, "-c", str(GLUE / "vf_glue.c"), "-o", str(obj)],
-            ["gcc", *cflags, "-I", str(GLUE / "include"), "-c", str(GLUE / "vf_tsan.c"),
-             "-o", str(hooks)],
-            ["gcc", "-shared", "-pthread", str(obj), str(hooks), "-o", str(out)]]
+    cflags = [f for f in _CFLAGS if f != "-shared"] + (_TSAN_FLAGS if tsan else [])
+    cmds, objs = [], []
+    for unit in _UNITS:
+        obj = out.with_suffix(f".{Path(unit).stem}.o")
+        cmds.append(["gcc", *cflags, *incs, "-c", str(GLUE / unit), "-o", str(obj)])
+        objs.append(obj)
+    if tsan:
+        hooks = out.with_suffix(".tsan.o")
+        cmds.append(["gcc", *[f for f in _CFLAGS if f != "-shared"], "-I", str(GLUE / "include"),
+                     "-c", str(GLUE / "vf_tsan.c"), "-o", str(hooks)])
+        objs.append(hooks)
+    cmds.append(["gcc", "-shared", "-pthread", *map(str, objs), "-o", str(out)])
+    return cmds
+
+
+def _objects(out: Path) -> list[Path]:
+    return [out.with_suffix(f".{Path(u).stem}.o") for u in _UNITS] + [out.with_suffix(".tsan.o")]
 
 
 def build(version: str = "6.1", cache_dir: str | os.PathLike | None = None,
           tsan: bool = False) -> Path:
-    """Path of the built (or cached) ring library for this kernel version."""
+    """Path of the built (or cached) ring library (virtio_ring.c + vringh.c)
+    for this kernel version."""
     tar = check_source(version)
     root = cache_root(cache_dir) / f"linux-{version}"
     root.mkdir(parents=True, exist_ok=True)
@@ -152,14 +185,18 @@ def build(version: str = "6.1", cache_dir: str | os.PathLike | None = None,
             return lib
         src = _extract(version, tar, root)
         tmp = lib.with_suffix(f".tmp{os.getpid()}")
-        for cmd in compile_commands(version, src, tmp, tsan):
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            if proc.returncode != 0:
-                tmp.unlink(missing_ok=True)
-                raise LinuxBuildError(f"gcc failed building virtio_ring.c {version}:\n"
-                                      f"{proc.stderr.strip()[-3000:]}")
-        for leftover in (tmp.with_suffix(".glue.o"), tmp.with_suffix(".tsan.o")):
-            leftover.unlink(missing_ok=True)
+        try:
+            for cmd in compile_commands(version, src, tmp, tsan):
+                proc = subprocess.run(cmd, capture_output=True, text=True)
+                if proc.returncode != 0:
+                    tmp.unlink(missing_ok=True)
+                    raise LinuxBuildError(
+                        f"gcc failed building the Linux {version} ring library "
+                        f"({Path(cmd[cmd.index('-o') - 1]).name}):\n"
+                        f"{proc.stderr.strip()[-3000:]}")
+        finally:
+            for leftover in _objects(tmp):
+                leftover.unlink(missing_ok=True)
         os.replace(tmp, lib)
     return lib
 
@@ -172,7 +209,7 @@ def main_build(argv: list[str] | None = None) -> int:
     """
     from harness.cli import _Parser  # one-line usage errors, exit 2
     ap = _Parser(prog="vringfuzz linux build",
-                                 description="Build the Linux virtio_ring.c library "
+                                 description="Build the Linux virtio_ring.c + vringh.c library "
                                              "from the installed linux-source package.")
     ap.add_argument("--version", default="6.1", choices=SUPPORTED_VERSIONS)
     ap.add_argument("--tsan", action="store_true",

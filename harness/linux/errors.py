@@ -8,16 +8,22 @@
     │   └── LinuxFeatureUnsupported a feature bit this kernel's ring does not implement
     ├── KernelBug                  BUG()/BUG_ON() fired inside virtio_ring.c
     ├── KernelWarning              WARN_ON() fired inside virtio_ring.c
-    └── NativeCrash                the C code killed its worker process (signal)
+    ├── NativeCrash                the C code killed its worker process (signal)
+    └── SpecViolation (vring.errors)
+        └── DriverViolation
+            └── VringhRejected     vringh.c refused a chain for a reason no
+                                   vring leaf names (its errno and message)
 
 Device misbehaviour seen by the Linux driver is reported with vring's own
 DeviceViolation leaves (UsedIdOutOfRange, UsedIdNotHead): the oracle is the
-same whichever driver runs.
+same whichever driver runs.  Likewise the chains vringh.c refuses
+(`--device linux-vringh`) raise vring's DriverViolation leaves where one
+matches (harness/linux/vringh.py), and VringhRejected otherwise.
 """
 from __future__ import annotations
 
 from vring.contract import PluginError
-from vring.errors import VirtioError
+from vring.errors import DriverViolation, VirtioError
 
 
 class LinuxSourceMissing(PluginError):
@@ -71,3 +77,19 @@ class NativeCrash(VirtioError):
 
     def __reduce__(self):
         return type(self), (self.detail, self.signal)
+
+
+class VringhRejected(DriverViolation):
+    """vringh.c refused a chain (vringh_getdesc_user < 0) for a reason that no
+    vring DriverViolation leaf names; `errno` and vringh's message say why."""
+
+    rule = "vringh-rejected"
+    section = "2.7 Split Virtqueues"
+    clause = "the Linux vringh.c device refused the chain"
+
+    def __init__(self, detail: str = "", errno: int = 0):
+        self.errno = errno
+        super().__init__(detail)
+
+    def __reduce__(self):
+        return type(self), (self.detail, self.errno)

@@ -1,11 +1,16 @@
 """The loaded ring library: ctypes prototypes and the hooks C calls back into.
 
+One library per kernel version holds both kernel files: virtio_ring.c (the
+driver, vf_* entry points) and vringh.c (the device, vfh_* entry points).
+
 Rules:
 * One library per (version, tsan) per process, loaded on first use; the hook
   table is installed into it once.  The hooks are the only way C reaches
   Python, and they hold no run state: each finds the API call in progress
   through a ContextVar (`CURRENT`), which greenlet keeps per greenlet, so a
   scheduler may switch tasks inside a hook while another task enters C.
+  A call's `driver` is the Python side that made it, driver or device: the
+  hooks use its `mem`, `platform`, `_barrier` and `on_access`.
 * A hook never lets an exception escape into ctypes (which would print and
   swallow it): it stores the exception in the call and returns the call's
   address, and the glue longjmp()s back to the call's wrapper; the driver
@@ -160,6 +165,18 @@ class Library:
             "vf_call_size": (c_size_t, []),
             "vf_selftest": (c_int, [c, q, c_int]),
             "vf_set_hooks": (None, [c_void_p]),
+            # drivers/vhost/vringh.c (glue/vf_vringh.c); pointers as c_void_p
+            # so that callers may pass precomputed addresses (the pop path).
+            "vfh_open": (c_int, [c, POINTER(c_void_p), c_uint, c_ulonglong, c_void_p,
+                                 c_void_p, c_void_p, c_size_t, c_size_t]),
+            "vfh_close": (c_int, [c, q]),
+            "vfh_getdesc": (c_int, [c, q, c_void_p, c_void_p, c_void_p, c_uint]),
+            "vfh_iovecs": (None, [q, c_void_p, c_void_p, c_uint]),
+            "vfh_complete": (c_int, [c, q, c_uint, c_uint]),
+            "vfh_need_notify": (c_int, [c, q]),
+            "vfh_notify_enable": (c_int, [c, q]),
+            "vfh_notify_disable": (c_int, [c, q]),
+            "vfh_state": (None, [q, c_void_p]),
         }
         for name, (res, args) in proto.items():
             fn = getattr(lib, name)

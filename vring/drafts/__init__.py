@@ -37,13 +37,21 @@ so each may run as a task under the harness scheduler::
     # device (host) side
     device_fetch() -> int           take newly available buffers (reads out payloads)
     device_pending() -> tuple[int]  tokens fetched, not yet completed, arrival order
-    device_complete(token) -> None  finish one pending buffer (write the in payload),
+    device_complete(token, data=b"") -> None
+                                    finish one pending buffer: write data (the packet
+                                    from the wire) into an input buffer, mark it used,
                                     then platform.interrupt() if the driver wants it
     # what happened, for the oracles (workload.check_all)
     delivered: list[Delivery]       what the driver handed up, in delivery order
     completed: list[int]            tokens in device completion order
     received: dict[int, bytes]      out payloads as the device read them
     outstanding() -> int            submitted and not yet delivered
+
+Locks: draft1 "draft1"; draft2 "virtio" (central) and "tx"; draft3 "tx" and
+"rx" (each module's LOCKS).  Barriers: a side reads shared state only after an
+rmb/mb that follows whatever sent it to look (a kick, an interrupt, a NAPI
+flag), and publishes with wmb/mb before it kicks or interrupts, so under the
+harness's tso and relaxed models a draft fails only by its design.
 
 The device picks its completion order (workload.completion_plan: fifo, lifo,
 latency, or an explicit token list), which is what exposes draft I.  Every

@@ -236,6 +236,7 @@ def run_sequential(draft, workload: Workload, *, completion_order="fifo",
     platform = platform if platform is not None else Platform()
     q = draft.make(mem, platform, cfg)
     todo = deque(workload.buffers)
+    known = workload.by_token()
     for _ in range(max_rounds):
         if not todo and not q.outstanding():
             break
@@ -245,13 +246,21 @@ def run_sequential(draft, workload: Workload, *, completion_order="fifo",
         q.device_fetch()
         irqs = platform.interrupts
         for token in completion_plan(q.device_pending(), completion_order, workload):
-            q.device_complete(token)
+            buf = known[token]
+            q.device_complete(token, buf.payload if buf.direction == IN else b"")
         if platform.interrupts != irqs:
             q.interrupt()           # one interrupt for the burst (coalesced, as MSI-X)
-        while q.napi_scheduled:
+        # A poll that stays scheduled must make progress (softirq livelock guard).
+        for _ in range(len(known) + 2):
+            if not q.napi_scheduled:
+                break
             q.napi_poll(cfg.budget)
-        while q.tx_scheduled:
+        for _ in range(len(known) + 2):
+            if not q.tx_scheduled:
+                break
             q.tx_complete()
+        if q.napi_scheduled or q.tx_scheduled:
+            raise Stalled(f"{draft.__name__}: still scheduled after {len(known) + 2} polls")
         if todo and (len(todo), len(q.completed), len(q.delivered)) == before:
             # The ring is full of delivered-but-unreaped TX: reap as xmit would.
             q.tx_complete()

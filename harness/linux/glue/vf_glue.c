@@ -197,8 +197,17 @@ int vf_open(struct vf_call *c, struct vf_queue **out, unsigned int num,
 	split.vring.avail = avail;
 	split.vring.used = used;
 	/* weak_barriers=true: virtio-pci on SMP, the virt_*() barriers. */
+#if VF_KVER >= 612
+	/* 6.12 also takes the DMA device: vdev->dev.parent, as
+	 * vring_new_virtqueue() passes (NULL here; the DMA API is off in the
+	 * tools shim: no ACCESS_PLATFORM, not Xen). */
+	q->vq = __vring_new_virtqueue(0, &split, &q->vdev, true, false,
+				      vf_notify, vf_callback, "vringfuzz",
+				      q->vdev.dev.parent);
+#else
 	q->vq = __vring_new_virtqueue(0, &split, &q->vdev, true, false,
 				      vf_notify, vf_callback, "vringfuzz");
+#endif
 	if (!q->vq) {
 		free(q);
 		return -ENOMEM;

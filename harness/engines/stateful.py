@@ -1,0 +1,106 @@
+"""The stateful engine: Hypothesis state machines against one driver/device pair.
+
+Rules:
+* Both machines of harness/stateful.py run in batches (three RingMachine
+  batches to one MaliciousDeviceMachine batch) until the time budget is spent;
+  the budget is checked between batches, and each batch is sized from the
+  speed of the previous ones so that the run ends near the budget.
+* Determinism: no example database, and each batch is seeded from
+  (seed, batch number) through `hypothesis.seed`, so one seed replays the same
+  campaign.  With no --seed a seed is drawn from os.urandom and reported.
+* A failure becomes the shrunk program of operations (`exc.stateful_ops`), a
+  repro document (`harness.repro.make_doc(engine="stateful", ops=...)`) that
+  `harness.stateful.replay_ops` re-runs without Hypothesis; the engine replays
+  it once and reports whether the replay shows the same oracle.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import hypothesis
+from hypothesis import HealthCheck, Verbosity, settings
+from hypothesis.stateful import run_state_machine_as_test
+
+from .. import repro
+from ..oracles import finding_for
+from ..result import EngineResult
+from ..stateful import machine_for, replay_ops
+
+STEPS = 50              # stateful_step_count per example
+FIRST_BATCH = 20        # examples in the first batch, before the speed is known
+MAX_BATCH_SECONDS = 5.0
+
+
+def _settings(examples: int) -> settings:
+    return settings(max_examples=examples, database=None, deadline=None,
+                    derandomize=False, stateful_step_count=STEPS,
+                    suppress_health_check=list(HealthCheck), report_multiple_bugs=False,
+                    print_blob=False, verbosity=Verbosity.quiet)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def run(opts) -> EngineResult:
+    budget = float(getattr(opts, "time", None) or 60.0)
+    seed = getattr(opts, "seed", None)
+    if seed is None:
+        seed = int.from_bytes(os.urandom(4), "little")
+    driver = getattr(opts, "driver", None) or "reference"
+    device = getattr(opts, "device", None) or "reference"
+    out = getattr(opts, "out", None)
+    counter = [0]
+    machines = {kind: machine_for(kind, driver, device, counter)
+                for kind in ("ring", "hardening")}
+    start = time.monotonic()
+    batch, examples = 0, FIRST_BATCH
+    result = EngineResult(engine="stateful", extra={"seed": seed})
+    while True:
+        elapsed = time.monotonic() - start
+        if elapsed >= budget:
+            break
+        kind = "hardening" if batch % 4 == 3 else "ring"
+        cls = machines[kind]
+
+        def factory(cls=cls):
+            return cls()
+
+        hypothesis.seed(seed * 100003 + batch)(factory)
+        t0, n0 = time.monotonic(), counter[0]
+        try:
+            run_state_machine_as_test(factory, settings=_settings(examples))
+        except Exception as exc:    # any failure of the implementation is a finding
+            return _found(result, exc, kind, seed, driver, device, out,
+                          time.monotonic() - start, counter[0])
+        per_example = (time.monotonic() - t0) / max(counter[0] - n0, 1)
+        left = budget - (time.monotonic() - start)
+        examples = max(1, int(min(left, MAX_BATCH_SECONDS) / max(per_example, 1e-4)))
+        batch += 1
+    result.seconds = time.monotonic() - start
+    result.runs = counter[0]
+    result.extra["batches"] = batch
+    return result
+
+
+def _found(result, exc, kind, seed, driver, device, out, seconds, runs) -> EngineResult:
+    finding = finding_for(exc)
+    message = _one_line(finding.message)
+    ops = getattr(exc, "stateful_ops", None)
+    result.found, result.oracle, result.message = True, finding.oracle, message
+    result.seconds, result.runs = seconds, runs
+    result.extra["machine"] = kind
+    if ops is None:
+        # The failure happened outside a model operation (e.g. the plug-in
+        # could not be built): nothing to replay.
+        return result
+    doc = repro.make_doc("stateful", signature={"oracle": finding.oracle, "message": message},
+                         params={"machine": kind}, ops=ops, seed=seed,
+                         driver=driver, device=device)
+    again = replay_ops(doc)
+    result.extra["replays"] = again is not None and again.oracle == finding.oracle
+    result.extra["ops"] = len(ops)
+    if out is not None:
+        result.repro = str(repro.save(doc, out))
+    return result

@@ -1,0 +1,265 @@
+"""Bounded exhaustive exploration: stateless DFS with a preemption bound and sleep sets.
+
+Theory of operation:
+* Each execution re-runs the program from scratch (make_run builds a fresh
+  world).  ExploreSource keeps the DFS stack: one node per decision of the
+  current execution, holding the enabled options, the running task, the
+  choice taken and what was already explored there.  On a node the current
+  execution has not reached yet, it takes the non-preemptive default (keep
+  running the current task, else the lowest option).  new_execution()
+  backtracks to the deepest node with an untried alternative.
+* Preemption bound (CHESS, Musuvathi & Qadeer, PLDI 2007): choosing anything
+  but a still-enabled running task costs one preemption, memory-model actions
+  included; alternatives that would exceed the bound are skipped (`bounded`).
+  bound=None explores everything.
+* Sleep sets (Godefroid 1996): after exploring t at node s, t sleeps in the
+  later siblings' subtrees until a dependent operation runs; a sleeping
+  option is never explored again (`pruned`), and an execution that reaches a
+  node where every option sleeps is stopped as redundant (Abandoned,
+  counted in `sleep_blocked`).  Dependence comes from the operations'
+  footprints (independent() below); unknown kinds are dependent on
+  everything, so the reduction stays sound for new instrumentation.
+  With a preemption bound the combination is the usual best effort, not a
+  completeness guarantee.
+* Data choices (choose_int) are nodes whose values are all explored, at no
+  preemption cost, with the sleep set carried through unchanged.
+* Determinism is required: replaying a prefix must offer the same options
+  (else ExploreDivergence).  Tasks must interact only through points.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from .runtime import ABANDON, Abandoned, RunOutcome
+
+#: kind -> (width or None for "use b", is_write)
+_MEM = {"r16": (2, False), "r32": (4, False), "r64": (8, False), "read": (None, False),
+        "w16": (2, True), "w32": (4, True), "w64": (8, True), "write": (None, True),
+        "drain": (None, True), "stale": (None, True)}
+_LOCK = frozenset(("lock", "unlock", "trylock", "acquire", "release"))
+_LOCAL = frozenset(("yield",))
+
+
+class ExploreDivergence(Exception):
+    """Re-running a prefix offered different options: the program is not deterministic."""
+
+
+def _width(w, b) -> int:
+    if w is not None:
+        return w
+    if isinstance(b, (bytes, bytearray)):
+        return len(b)
+    return b if isinstance(b, int) and b > 0 else 1 << 62
+
+
+def independent(op1, op2) -> bool:
+    """Do two operations commute?  Different addresses or both reads; locks
+    with different names; yields with anything.  Unknown kinds: never."""
+    if op1 is None or op2 is None:
+        return False
+    k1, a1, b1 = op1
+    k2, a2, b2 = op2
+    if k1 in _LOCAL or k2 in _LOCAL:
+        return True
+    m1 = _MEM.get(k1)
+    m2 = _MEM.get(k2)
+    if m1 is not None and m2 is not None:
+        if not (m1[1] or m2[1]):
+            return True
+        if not isinstance(a1, int) or not isinstance(a2, int):
+            return False
+        return a1 + _width(m1[0], b1) <= a2 or a2 + _width(m2[0], b2) <= a1
+    if k1 in _LOCK and k2 in _LOCK:
+        return a1 != a2
+    if (m1 is not None and k2 in _LOCK) or (m2 is not None and k1 in _LOCK):
+        return True
+    return False
+
+
+class _Node:
+    __slots__ = ("options", "current", "chosen", "explored", "tried", "sleep", "ops",
+                 "pre", "data")
+
+    def __init__(self, options, current, pre, data):
+        self.options = options
+        self.current = current
+        self.pre = pre              # preemptions spent above this node
+        self.data = data
+        self.chosen = None
+        self.explored: list = []    # options explored from here, in order
+        self.tried: set = set()     # explored or skipped
+        self.sleep: dict = {}       # option -> op, asleep at this node
+        self.ops: dict = {}
+
+    def cost(self, c) -> int:
+        return int(not self.data and self.current is not None and c != self.current)
+
+
+class ExploreSource:
+    """The DFS as a schedule source; drive it with explore()."""
+
+    def __init__(self, *, preemption_bound: int | None = 2, por: bool = True):
+        self.preemption_bound = preemption_bound
+        self.por = por
+        self.wants_ops = por
+        self.sees_forced = por
+        self.pruned = 0
+        self.bounded = 0
+        self.exhausted = False
+        self._stack: list[_Node] = []
+        self._depth = 0
+        self._started = False
+        self._sched = None
+
+    def bind(self, sched) -> None:
+        self._sched = sched
+
+    def new_execution(self) -> bool:
+        if not self._started:
+            self._started = True
+        elif not self._backtrack():
+            self.exhausted = True
+            return False
+        self._depth = 0
+        return True
+
+    def _backtrack(self) -> bool:
+        stack, bound = self._stack, self.preemption_bound
+        while stack:
+            node = stack[-1]
+            for alt in node.options:
+                if alt in node.tried:
+                    continue
+                node.tried.add(alt)
+                if alt in node.sleep:
+                    self.pruned += 1
+                    continue
+                if bound is not None and node.pre + node.cost(alt) > bound:
+                    self.bounded += 1
+                    continue
+                node.chosen = alt
+                node.explored.append(alt)
+                return True
+            stack.pop()
+        return False
+
+    def _new_node(self, options, current, data) -> _Node:
+        stack = self._stack
+        parent = stack[-1] if stack else None
+        pre = parent.pre + parent.cost(parent.chosen) if parent else 0
+        node = _Node(options, current, pre, data)
+        if self.por and parent is not None:
+            if parent.data:
+                node.sleep = dict(parent.sleep)
+            else:
+                t_op = parent.ops.get(parent.chosen)
+                cand = dict(parent.sleep)
+                for u in parent.explored:
+                    if u != parent.chosen:
+                        cand[u] = parent.ops.get(u)
+                node.sleep = {u: op for u, op in cand.items() if independent(op, t_op)}
+        return node
+
+    def choose(self, options, current):
+        if not self._started:
+            self.new_execution()
+        d = self._depth
+        self._depth = d + 1
+        options = tuple(options)
+        if d < len(self._stack):
+            node = self._stack[d]
+            if node.data or node.options != options:
+                raise ExploreDivergence(f"decision {d}: options {list(options)}, "
+                                        f"first run had {list(node.options)}")
+            return node.chosen
+        node = self._new_node(options, current, False)
+        if self.por:
+            op_of = self._sched.op_of
+            node.ops = {o: op_of(o) for o in options}
+        sleep = node.sleep
+        awake = [o for o in options if o not in sleep]
+        if not awake:
+            return ABANDON
+        bound = self.preemption_bound
+        if current is not None and current not in sleep:
+            c = current
+        elif current is not None and bound is not None and node.pre + 1 > bound:
+            return ABANDON          # current asleep, no preemption left: all covered
+        else:
+            c = awake[0]
+        node.chosen = c
+        node.explored.append(c)
+        node.tried.add(c)
+        self._stack.append(node)
+        return c
+
+    def choose_int(self, n: int) -> int:
+        if not self._started:
+            self.new_execution()
+        d = self._depth
+        self._depth = d + 1
+        options = tuple(range(n))
+        if d < len(self._stack):
+            node = self._stack[d]
+            if not node.data or node.options != options:
+                raise ExploreDivergence(f"decision {d}: a data choice of {n} values "
+                                        "where the first run had a different decision")
+            return node.chosen
+        node = self._new_node(options, None, True)
+        node.chosen = 0
+        node.explored.append(0)
+        node.tried.add(0)
+        self._stack.append(node)
+        return 0
+
+
+@dataclass
+class ExploreReport:
+    executions: int = 0             # runs made (including sleep-blocked ones)
+    pruned: int = 0                 # alternatives skipped because asleep
+    bounded: int = 0                # alternatives skipped by the preemption bound
+    sleep_blocked: int = 0          # runs stopped as redundant (every option asleep)
+    exhausted: bool = False         # the whole (bounded) space was covered
+    failure: RunOutcome | None = None
+
+    @property
+    def complete(self) -> int:
+        """Runs that went to the end (not stopped as redundant)."""
+        return self.executions - self.sleep_blocked
+
+    @property
+    def found(self) -> bool:
+        return self.failure is not None
+
+
+def explore(make_run, *, preemption_bound: int | None = 2, por: bool = True,
+            max_executions: int | None = None, deadline: float | None = None
+            ) -> ExploreReport:
+    """Run make_run(source) -> RunOutcome over every schedule within the bound.
+
+    Stops at the first outcome with an error (returned as .failure, with its
+    schedule) or when the space is exhausted.  `deadline` is an absolute
+    time.monotonic() value; it only bounds the search, never steers it.
+    """
+    src = ExploreSource(preemption_bound=preemption_bound, por=por)
+    rep = ExploreReport()
+    while True:
+        if max_executions is not None and rep.executions >= max_executions:
+            break
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+        if not src.new_execution():
+            rep.exhausted = True
+            break
+        out = make_run(src)
+        rep.executions += 1
+        if isinstance(out.error, Abandoned):
+            rep.sleep_blocked += 1
+            continue
+        if out.error is not None:
+            rep.failure = out
+            break
+    rep.pruned = src.pruned
+    rep.bounded = src.bounded
+    return rep

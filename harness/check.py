@@ -21,4 +21,10 @@ def run_check(opts) -> EngineResult:
         raise
     if getattr(opts, "out", None) is None:
         opts.out = "out"
+    if getattr(opts, "bug", None):
+        # A planted bug replaces the side it lives in, through the plug-in contract.
+        from harness import bugs
+        bug = bugs.get(opts.bug)
+        opts.driver = bugs.driver_spec(bug, opts.driver)
+        opts.device = bugs.device_spec(bug, opts.device)
     return module.run(opts)

@@ -57,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--bug", default=None)
     k.add_argument("--driver", default="reference")
     k.add_argument("--device", default="reference")
-    k.add_argument("--memory-model", choices=MEMORY_MODELS, default="sc")
+    k.add_argument("--memory-model", choices=MEMORY_MODELS, default=None,
+                   help="default sc, or the weakest model a planted --bug needs")
     k.add_argument("--time", type=_positive(float), default=10.0)
     k.add_argument("--seed", type=_positive(int), default=None)
     k.add_argument("--out", default=None, help="folder for repro files (default: ./out)")

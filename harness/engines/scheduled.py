@@ -30,7 +30,8 @@ def params_for(opts, *, small: bool = False) -> dict:
     if scenario and scenario != "small":
         params["scenario"] = scenario
     elif "scenario" not in params:
-        params["scenario"] = bug.scenario if bug and bug.side == "scenario" else "net"
+        from ..scenarios import names
+        params["scenario"] = bug.scenario if bug and bug.scenario in names() else "net"
     model = getattr(opts, "memory_model", None)
     params["memory_model"] = model or (bug.memory_model if bug else "sc")
     feats = getattr(opts, "features", None)

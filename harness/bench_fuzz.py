@@ -1,0 +1,92 @@
+"""`vringfuzz bench fuzz`: execs per second of each fuzz target, and what the
+structure-aware mutator buys.
+
+Rules: every figure is the median of `repeats` runs of a real atheris/libFuzzer
+process (one core, instrumented, no fork), started from the committed seed
+corpus into a fresh working corpus, with libFuzzer's -seed fixed per repeat.
+The machine is shared and noisy: report the median next to its spread; never
+assert speed in a test.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import tempfile
+from pathlib import Path
+
+from harness.fuzzing import (TARGETS, libfuzzer_args, parse_stats, seed_dir,
+                             write_launcher)
+
+
+def run_once(target: str, seconds: float, *, seed: int, mutator: bool = True,
+             runs: int | None = None) -> dict:
+    """One libFuzzer run; its final stats (runs, cov, ft, corpus, execs_per_s)."""
+    with tempfile.TemporaryDirectory(prefix="vringfuzz-bench-") as tmp:
+        out = Path(tmp)
+        corpus = out / "corpus"
+        corpus.mkdir()
+        cmd = [str(write_launcher(target, out))] + libfuzzer_args(
+            time_s=seconds, jobs=1, out_dir=out, corpus=corpus, seeds=seed_dir(target),
+            runs=runs, extra=[f"-seed={seed}"])
+        env = dict(os.environ)
+        env.pop("VRINGFUZZ_DRIVER", None)
+        env.pop("VRINGFUZZ_DEVICE", None)
+        if not mutator:
+            env["VRINGFUZZ_NO_MUTATOR"] = "1"
+        done = subprocess.run(cmd, cwd=out, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True, errors="replace",
+                              timeout=seconds + 120)
+        return parse_stats(done.stderr)
+
+
+def _summary(samples: list[dict], key: str) -> dict:
+    values = [s.get(key, 0) for s in samples]
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def bench_fuzz(seconds: float = 5.0, repeats: int = 3) -> dict:
+    """execs/s of each target (median of repeats), one core each, in turn."""
+    res = {}
+    for target in TARGETS:
+        samples = [run_once(target, seconds, seed=k + 1) for k in range(repeats)]
+        res[target] = {"execs_per_s": _summary(samples, "execs_per_s")["median"],
+                       "spread": _summary(samples, "execs_per_s"),
+                       "cov": _summary(samples, "cov")["median"],
+                       "ft": _summary(samples, "ft")["median"],
+                       "seconds": seconds, "repeats": repeats}
+    return res
+
+
+def compare_mutators(seconds: float = 30.0, repeats: int = 3, *, target="desc_chain",
+                     runs: int | None = None) -> dict:
+    """Coverage (cov, ft) after the same time (or `runs`) from the same seeds,
+    with the structure-aware custom mutator and with libFuzzer's bytes alone."""
+    res = {}
+    for label, mutator in (("structure-aware", True), ("bytes-only", False)):
+        samples = [run_once(target, seconds, seed=k + 1, mutator=mutator, runs=runs)
+                   for k in range(repeats)]
+        res[label] = {key: _summary(samples, key) for key in ("cov", "ft", "runs", "execs_per_s")}
+        res[label]["samples"] = samples
+    return res
+
+
+def format_fuzz(res: dict) -> str:
+    lines = [f"{'target':<12} {'execs/s (median)':>17} {'min..max':>15} {'cov':>5} {'ft':>6}"]
+    for target, r in res.items():
+        s = r["spread"]
+        lines.append(f"{target:<12} {r['execs_per_s']:>17,.0f} "
+                     f"{s['min']:>7,.0f}..{s['max']:<7,.0f} {r['cov']:>5} {r['ft']:>6}")
+    first = next(iter(res.values()), {})
+    lines.append(f"(atheris/libFuzzer, one core, {first.get('seconds')} s x "
+                 f"{first.get('repeats')} repeats from the seed corpus)")
+    return "\n".join(lines)
+
+
+def format_compare(res: dict) -> str:
+    lines = [f"{'mutator':<16} {'cov':>13} {'ft':>15} {'runs':>17}"]
+    for label, r in res.items():
+        cells = [f"{r[k]['median']:>6.0f} ({r[k]['min']:.0f}-{r[k]['max']:.0f})"
+                 for k in ("cov", "ft", "runs")]
+        lines.append(f"{label:<16} " + " ".join(f"{c:>15}" for c in cells))
+    return "\n".join(lines)

@@ -309,6 +309,10 @@ def _mark_plumbing(sched, *fns) -> None:
             skip[fn.__code__] = True
 
 
+def _memory_size(p: dict) -> int:
+    return max(1 << 16, 1 << (64 * int(p["size"])).bit_length())
+
+
 def run_once(params: dict, source, *, trace: bool = True) -> RunReport:
     """Build and run one schedule of a scenario; return what it found."""
     from .memmodel import make_memory
@@ -317,7 +321,9 @@ def run_once(params: dict, source, *, trace: bool = True) -> RunReport:
 
     p = resolve_params(params)
     sched = Scheduler(source, max_steps=p["max_steps"], trace=trace)
-    mem = make_memory(p["memory_model"], sched)
+    # Guest memory sized to the run (a fresh 1 MiB zero-fill per run cost more
+    # than the run itself): room for the rings and the scenario's buffers.
+    mem = make_memory(p["memory_model"], sched, size=_memory_size(p))
     platform = HarnessPlatform(sched, Lockdep())
     world = World(p, sched, mem, platform)
     watch_stores(mem, world.on_store, lambda: sched.current)

@@ -140,19 +140,20 @@ BUGS: list[Bug] = [
     Bug("napi-complete-without-enable", "callback",
         "the NAPI poll completes under budget without re-enabling callbacks, so the "
         "next buffer raises no interrupt.", "2.7.7 Used Buffer Notification Suppression",
-        "virtio_net NAPI contract (virtqueue_enable_cb_prepare / napi_complete / "
-        "virtqueue_poll)", "scenario"),
+        "", "scenario", scenario="net-rx"),
     Bug("enable-cb-after-napi-complete", "callback",
-        "the poll calls enable_cb after napi_complete, outside the NAPI 'lock', so a "
-        "second poll run moves used_event backwards and an interrupt is lost.",
+        "the poll calls enable_cb after napi_complete, outside NAPI's one-CPU exclusion, "
+        "so a poll started meanwhile on another CPU races it and used_event moves "
+        "backwards: an interrupt is lost.",
+        "2.7.7.1 Driver Requirements: Used Buffer Notification Suppression",
+        "Linux cbdadbbf0c79 'virtio_net: fix race in RX VQ processing' (2013)", "scenario",
+        features=("event_idx",), scenario="net-napi2"),
+    Bug("napi-schedule-before-disable-cb", "callback",
+        "the interrupt callback lets the NAPI poll run before it disables callbacks, so "
+        "a poll that completes and re-enables them first is undone: callbacks stay off "
+        "with NAPI idle and the next buffer raises no interrupt.",
         "2.7.7 Used Buffer Notification Suppression",
-        "Linux cbdadbbf0c79 'virtio_net: fix race in RX VQ processing' (2013)", "scenario"),
-    Bug("callback-no-disable", "callback",
-        "the interrupt callback schedules the NAPI poll without disable_cb, so callbacks "
-        "keep firing while the poll runs (an interrupt storm).",
-        "2.7.7 Used Buffer Notification Suppression",
-        "virtio_net skb_recv_done calls virtqueue_disable_cb before napi_schedule",
-        "scenario"),
+        "", "scenario", scenario="net-rx"),
     # --- locking ----------------------------------------------------------
     Bug("callback-under-ring-lock", "locking",
         "completion callbacks run with the ring lock held and take the driver's tx lock, "

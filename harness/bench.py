@@ -26,9 +26,16 @@ def _ring(args):
 
 
 def _sched(args):
-    from harness.bench_sched import bench_sched, format_sched
-    res = bench_sched(args.seconds or 3.0)
-    return res, format_sched(res)
+    from harness.bench_sched import bench_sched
+    res = bench_sched(args.seconds or 12.0)
+    lines = [f"{'model/source':<22}{'points/s':>12}{'round trips/s':>15}"]
+    for key, row in res.items():
+        if isinstance(row, dict) and "points_per_s" in row:
+            lines.append(f"{key:<22}{row['points_per_s']:>12,}{row['round_trips_per_s']:>15,}")
+    sb = res.get("explore_sb_tso", {})
+    lines.append(f"explore SB litmus (tso): {sb}")
+    lines.append("(points per CPU second, median of 3; two tasks doing ring round trips)")
+    return res, "\n".join(lines)
 
 
 def _explore(args):

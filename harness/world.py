@@ -297,16 +297,12 @@ def watch_stores(mem, on_store, current) -> None:
                      data if _width else bytes(data), _width)
         setattr(mem, name, store)
     # The wrapper is plumbing: trace sites should name the ring code that stored.
-    # (Scheduler._skip is the runtime's per-code cache; see the report: a public
-    # hook in memmodel would make this unnecessary.)
     _mark_plumbing(getattr(mem, "sched", None), getattr(mem, "write16"))
 
 
 def _mark_plumbing(sched, *fns) -> None:
-    skip = getattr(sched, "_skip", None)
-    if isinstance(skip, dict):
-        for fn in fns:
-            skip[fn.__code__] = True
+    if sched is not None:
+        sched.mark_plumbing(*fns)
 
 
 def _memory_size(p: dict) -> int:

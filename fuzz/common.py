@@ -1,13 +1,16 @@
-"""Shared pieces of the fuzz targets: crash types, counted memory, plug-in specs.
+"""Shared pieces of the fuzz targets: crash types, counted memory, plug-in
+specs, and the desc_chain input format (decoder, encoder, materializer).
 
 Rules:
 * A target "crashes" by raising a `FuzzFinding` subclass (or letting any non-
   library exception escape, which it wraps in `UnexpectedException`).  Every
   finding's message is deterministic (no object ids, no addresses of Python
   objects) because it becomes the repro signature "Type: message".
-* `CountingMemory` is reused across executions: `reset()` re-zeroes the buffer
-  and restores the allocator to its snapshot, so one execution never sees
-  another's state (a replay in a fresh process gets the same bytes).
+* `CountingMemory` is reused across executions: `reset()` re-zeroes every byte
+  written since the last reset (stores through it are tracked; direct stores
+  into `buf` must call `mark`) and restores the allocator to its snapshot, so
+  one execution never sees another's state (a replay in a fresh process gets
+  the same bytes).
 * Plug-in specs come from VRINGFUZZ_DRIVER / VRINGFUZZ_DEVICE (MODULE:CALLABLE,
   as `--driver/--device`, DESIGN.md "Plug-in contract"); default "reference".
 * This module imports vring, so a target must import it inside its
@@ -96,8 +99,8 @@ class CountingMemory(GuestMemory):
     stays set even if the implementation swallows the exception.
     """
 
-    def __init__(self, size: int = MEM_SIZE, base: int = MEM_BASE):
-        super().__init__(size, base)
+    def __init__(self, size: int = MEM_SIZE, base: int = MEM_BASE, buffer=None):
+        super().__init__(size, base, buffer)   # buffer: memory C can see (harness/nativemem)
         self.accesses = 0
         self.budget = 1 << 62
         self.exceeded = False
@@ -328,6 +331,16 @@ class ChainInput:
                 f"ring={self.ring}, descs={self.descs}, tables={self.tables})")
 
 
+_RECORDS: dict[int, _struct.Struct] = {}
+
+
+def _records_struct(count: int) -> _struct.Struct:
+    st = _RECORDS.get(count)
+    if st is None:
+        st = _RECORDS[count] = _struct.Struct("<" + "BBHII" * count)
+    return st
+
+
 def _records(data: bytes, off: int, count: int) -> tuple[list, int]:
     """`count` records from data[off:], zero-padded; returns (records, new off)."""
     end = off + RECORD.size * count
@@ -335,6 +348,11 @@ def _records(data: bytes, off: int, count: int) -> tuple[list, int]:
     if len(chunk) < end - off:
         chunk = chunk + bytes(end - off - len(chunk))
     return list(RECORD.iter_unpack(chunk)), end
+
+
+def _pack_records(records) -> bytes:
+    flat = [v for r in records for v in r]
+    return _records_struct(len(records)).pack(*flat)
 
 
 def decode_chain(data: bytes) -> ChainInput:
@@ -362,10 +380,10 @@ def decode_chain(data: bytes) -> ChainInput:
 def encode_chain(inp: ChainInput) -> bytes:
     parts = [HEADER.pack(inp.cfg, inp.pops, inp.avail),
              _struct.pack(f"<{len(inp.ring)}H", *inp.ring)]
-    parts.extend(RECORD.pack(*r) for r in inp.descs)
+    parts.append(_pack_records(inp.descs))
     for table in inp.tables:
         parts.append(bytes([len(table)]))
-        parts.extend(RECORD.pack(*r) for r in table)
+        parts.append(_pack_records(table))
     return b"".join(parts)
 
 

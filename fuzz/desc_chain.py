@@ -69,8 +69,9 @@ def rewalk(buf, desc: int, size: int, head: int, features: int):
     """Independent re-walk of the chain at `head`, straight from the bytes.
 
     Returns ("ok", readable, writable, indirect) or ("bad", reason).  Written
-    apart from vring/split/chain.py on purpose: sets instead of bitmasks, and a
-    table loop instead of one state machine.
+    apart from vring/split/chain.py on purpose: it reads the bytes, not
+    GuestMemory, bounds the walk by length alone, and checks the placement
+    rules (in memory, readable before writable) after the walk.
     """
     if head >= size:
         return ("bad", f"head {head} out of range")
@@ -78,11 +79,13 @@ def rewalk(buf, desc: int, size: int, head: int, features: int):
     in_order = bool(features & F_IN_ORDER)
     bufs: list[tuple[int, int, bool]] = []
     table, limit, nested, via_indirect = desc, size, False, False
-    i, seen = head, set()
+    i = head
     while True:
-        if i >= limit or i in seen:
-            return ("bad", f"index {i} out of range or revisited")
-        seen.add(i)
+        # No visited set: a loop makes the chain longer than the queue, which
+        # is the bound this walk checks at every step (2.7.5: loops are
+        # forbidden because the chain length is bounded).
+        if i >= limit:
+            return ("bad", f"index {i} out of range")
         off = table + 16 * i - MEM_BASE
         addr, ln, flags, nxt = DESC.unpack_from(buf, off)
         if flags & VRING_DESC_F_INDIRECT:
@@ -92,18 +95,16 @@ def rewalk(buf, desc: int, size: int, head: int, features: int):
             if ln == 0 or ln % 16 or addr < MEM_BASE or addr + ln > MEM_END:
                 return ("bad", f"indirect table {addr:#x}+{ln}")
             table, limit, nested, via_indirect = addr, ln // 16, True, True
-            i, seen = 0, set()
+            i = 0
             continue
         bufs.append((addr, ln, bool(flags & VRING_DESC_F_WRITE)))
+        if len(bufs) > size:
+            return ("bad", "chain longer than the queue (or a loop)")
         if not flags & VRING_DESC_F_NEXT:
             break
-        if len(bufs) > size:
-            return ("bad", "chain longer than the queue")
         if in_order and nxt != i + 1 and not (not nested and nxt == 0 and i + 1 == size):
             return ("bad", f"IN_ORDER next {nxt} after {i}")
         i = nxt
-    if len(bufs) > size:
-        return ("bad", "chain longer than the queue")
     if sum(ln for _, ln, _ in bufs) > MAX_CHAIN_BYTES:
         return ("bad", "chain longer than 2^32 bytes")
     for addr, ln, _ in bufs:

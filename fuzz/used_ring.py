@@ -45,7 +45,8 @@ with _instrumentation():
     from vring.features import VRING_DESC_F_INDIRECT, VRING_DESC_F_NEXT
     from vring.platform import Platform
     from harness.oracles import Ledger  # exactly-once / length-bound, shared with the engines
-    from fuzz.common import (DATA_BASE, MEM_BASE, CountingMemory, FuzzFinding,
+    from harness.nativemem import memory_for, plugin_features
+    from fuzz.common import (DATA_BASE, MEM_BASE, MEM_SIZE, CountingMemory, FuzzFinding,
                              HardeningViolation, cfg_features, cfg_size,
                              plugin_spec, resolve_make, unexpected)
     if os.environ.get("VRINGFUZZ_DRIVER", "").count(":"):
@@ -114,14 +115,17 @@ class UsedRingTarget:
     """One fuzz target instance: reusable guest memory per queue size."""
 
     def __init__(self, driver=None):
-        self.make = resolve_make("driver", plugin_spec("driver", driver))
+        self.spec = plugin_spec("driver", driver)
+        self.make = resolve_make("driver", self.spec)
+        self.features = plugin_features(self.spec, None)   # e.g. no IN_ORDER in Linux 6.1
         self._rings: dict = {}   # size or (size, features) -> (memory, QueueConfig)
 
     def _ring(self, size: int, features: int):
         """Reset memory for a queue of `size` and its QueueConfig (cached)."""
         ring = self._rings.get((size, features))
         if ring is None:
-            mem, base = self._rings.get(size) or (CountingMemory(), None)
+            mem, base = self._rings.get(size) or (
+                memory_for(self.spec, None, size=MEM_SIZE, factory=CountingMemory), None)
             if base is None:
                 base = setup_queue(mem, size, 0)
                 mem.snapshot()
@@ -134,7 +138,7 @@ class UsedRingTarget:
         rd = _Bytes(data)
         cfg_byte = rd.byte()
         size = cfg_size(cfg_byte)
-        mem, cfg = self._ring(size, cfg_features(cfg_byte))
+        mem, cfg = self._ring(size, cfg_features(cfg_byte) & self.features)
         try:
             drv = self.make(mem, cfg, Platform())
         except FuzzFinding:
@@ -150,9 +154,10 @@ class _Run:
     def __init__(self, drv, mem, cfg):
         self.drv, self.mem, self.buf = drv, mem, mem.buf
         self.size, self.mask = cfg.size, cfg.size - 1
-        self.avail_off = cfg.avail - MEM_BASE
-        self.used_off = cfg.used - MEM_BASE
-        self.desc_off = cfg.desc - MEM_BASE
+        self.avail_off = cfg.avail - mem.base     # mem.base: MEM_BASE, or the real
+        self.used_off = cfg.used - mem.base       # address of native memory
+        self.desc_off = cfg.desc - mem.base
+        self.data_base = mem.base + (DATA_BASE - MEM_BASE)
         # This device stores straight into the buffer: let reset() zero the rings.
         mem.mark(self.desc_off, self.used_off + 6 + 8 * cfg.size - self.desc_off)
         self.inflight: dict[int, tuple[int, int, tuple[int, ...]]] = {}  # token: head, wlen, descs
@@ -196,8 +201,8 @@ class _Run:
     def add(self, out_lens, in_lens) -> None:
         drv, token = self.drv, self.next_token
         self.next_token += 1
-        out = [(DATA_BASE + 0x100 * k, ln) for k, ln in enumerate(out_lens)]
-        in_ = [(DATA_BASE + 0x4000 + 0x100 * k, ln) for k, ln in enumerate(in_lens)]
+        out = [(self.data_base + 0x100 * k, ln) for k, ln in enumerate(out_lens)]
+        in_ = [(self.data_base + 0x4000 + 0x100 * k, ln) for k, ln in enumerate(in_lens)]
         broken = drv.broken
         try:
             drv.add_sgs(out, in_, token)

@@ -21,7 +21,8 @@ from harness.fuzzing import (TARGETS, libfuzzer_args, parse_stats, seed_dir,
 
 def run_once(target: str, seconds: float, *, seed: int, mutator: bool = True,
              runs: int | None = None) -> dict:
-    """One libFuzzer run; its final stats (runs, cov, ft, corpus, execs_per_s)."""
+    """One libFuzzer run; its final stats (runs, cov, ft, corpus, execs_per_s)
+    and execs per CPU second of the child (less sensitive to a busy machine)."""
     with tempfile.TemporaryDirectory(prefix="vringfuzz-bench-") as tmp:
         out = Path(tmp)
         corpus = out / "corpus"
@@ -34,10 +35,17 @@ def run_once(target: str, seconds: float, *, seed: int, mutator: bool = True,
         env.pop("VRINGFUZZ_DEVICE", None)
         if not mutator:
             env["VRINGFUZZ_NO_MUTATOR"] = "1"
-        done = subprocess.run(cmd, cwd=out, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True, errors="replace",
-                              timeout=seconds + 120)
-        return parse_stats(done.stderr)
+        log = out / "log"
+        with open(log, "wb") as err:
+            proc = subprocess.Popen(cmd, cwd=out, env=env, stdout=subprocess.DEVNULL,
+                                    stderr=err)
+            _, _, usage = os.wait4(proc.pid, 0)   # this child's own CPU time
+            proc.returncode = 0
+        stats = parse_stats(log.read_text(errors="replace"))
+        cpu = usage.ru_utime + usage.ru_stime
+        stats["cpu_s"] = round(cpu, 2)
+        stats["execs_per_cpu_s"] = round(stats.get("runs", 0) / cpu) if cpu else 0
+        return stats
 
 
 def _summary(samples: list[dict], key: str) -> dict:
@@ -52,6 +60,7 @@ def bench_fuzz(seconds: float = 5.0, repeats: int = 3) -> dict:
         samples = [run_once(target, seconds, seed=k + 1) for k in range(repeats)]
         res[target] = {"execs_per_s": _summary(samples, "execs_per_s")["median"],
                        "spread": _summary(samples, "execs_per_s"),
+                       "execs_per_cpu_s": _summary(samples, "execs_per_cpu_s")["median"],
                        "cov": _summary(samples, "cov")["median"],
                        "ft": _summary(samples, "ft")["median"],
                        "seconds": seconds, "repeats": repeats}
@@ -66,17 +75,20 @@ def compare_mutators(seconds: float = 30.0, repeats: int = 3, *, target="desc_ch
     for label, mutator in (("structure-aware", True), ("bytes-only", False)):
         samples = [run_once(target, seconds, seed=k + 1, mutator=mutator, runs=runs)
                    for k in range(repeats)]
-        res[label] = {key: _summary(samples, key) for key in ("cov", "ft", "runs", "execs_per_s")}
+        res[label] = {key: _summary(samples, key)
+                      for key in ("cov", "ft", "runs", "execs_per_s", "execs_per_cpu_s")}
         res[label]["samples"] = samples
     return res
 
 
 def format_fuzz(res: dict) -> str:
-    lines = [f"{'target':<12} {'execs/s (median)':>17} {'min..max':>15} {'cov':>5} {'ft':>6}"]
+    lines = [f"{'target':<12} {'execs/s (median)':>17} {'min..max':>15} "
+             f"{'execs/cpu-s':>12} {'cov':>5} {'ft':>6}"]
     for target, r in res.items():
         s = r["spread"]
         lines.append(f"{target:<12} {r['execs_per_s']:>17,.0f} "
-                     f"{s['min']:>7,.0f}..{s['max']:<7,.0f} {r['cov']:>5} {r['ft']:>6}")
+                     f"{s['min']:>7,.0f}..{s['max']:<7,.0f} {r['execs_per_cpu_s']:>12,.0f} "
+                     f"{r['cov']:>5} {r['ft']:>6}")
     first = next(iter(res.values()), {})
     lines.append(f"(atheris/libFuzzer, one core, {first.get('seconds')} s x "
                  f"{first.get('repeats')} repeats from the seed corpus)")

@@ -36,7 +36,7 @@ MAX_LEN = 8192          # the largest desc_chain input (128-entry queue, 4 table
 
 _ROOT = Path(__file__).resolve().parent.parent
 _STATS = re.compile(r"^#(\d+)\s*:?\s+(?:\w+\s+)?cov: (\d+) ft: (\d+) corp: (\d+)"
-                    r"(?:/\S+)?.*?exec/s: (\d+)(?:.*?crash: \d+/\d+/(\d+))?")
+                    r"(?:/\S+)?.*?exec/s:? (\d+)(?:.*?crash: \d+/\d+/(\d+))?")
 
 
 def target_file(target: str) -> Path:

@@ -30,10 +30,12 @@ from hypothesis.stateful import (RuleBasedStateMachine, initialize, precondition
 import vring
 from vring.errors import DeviceViolation, QueueBroken, QueueFull
 from vring.features import (F_EVENT_IDX, F_IN_ORDER, F_INDIRECT_DESC, F_VERSION_1,
-                            VRING_DESC_F_INDIRECT, VRING_DESC_F_NEXT)
+                            VRING_AVAIL_F_NO_INTERRUPT, VRING_DESC_F_INDIRECT,
+                            VRING_DESC_F_NEXT, VRING_USED_F_NO_NOTIFY, need_event)
 from vring.layout import SplitLayout
 
-from .oracles import (DataIntegrity, ExactlyOnce, FreeCount, Ledger, LengthBound,
+from .nativemem import memory_for, plugin_features
+from .oracles import (DataIntegrity, FreeCount, Ledger, LengthBound,
                       LostInterrupt, LostKick, OracleFailure, Ordering, finding_for,
                       pattern)
 from .result import Finding
@@ -125,16 +127,18 @@ class _Model:
     """Common part: a queue, its op log, buffers in flight and the free-list checks."""
 
     def __init__(self, size: int, features: int, driver: str, device: str):
+        features &= plugin_features(driver, device)   # e.g. Linux 6.1 has no IN_ORDER
         self.size, self.features = size, features
         self.event = bool(features & F_EVENT_IDX)
         self.in_order = bool(features & F_IN_ORDER)
         self.platform = vring.Platform(on_notify=self._on_notify)
         self.drv, self.dev, self.mem, cfg = vring.open_queue(
-            size, features, mem=vring.GuestMemory(MEM_SIZE), platform=self.platform,
+            size, features, mem=memory_for(driver, device, size=MEM_SIZE), platform=self.platform,
             driver=driver, device=device)
         self.lay = SplitLayout(cfg.size, cfg.desc, cfg.avail, cfg.used)
         self.ring_bytes = self.mem.allocated()
         self.ops: list = [["init", {"size": size, "features": features}]]
+        self.failed = False     # an op raised: teardown must not mask it
         self.ledger = Ledger("queue")
         self.bufs: dict[int, _Buf] = {}
         self.next_token = 0
@@ -149,6 +153,7 @@ class _Model:
             result = getattr(self, "op_" + name)(**args)
             self.check_invariants()
         except Exception as exc:
+            self.failed = True
             if not hasattr(exc, "stateful_ops"):
                 exc.stateful_ops = [list(op) for op in self.ops]
             raise
@@ -245,6 +250,7 @@ class RingModel(_Model):
         self.popped: list = []                  # [token, chain] popped, not pushed
         self.used_q: deque = deque()            # (token, len, data) pushed, not reaped
         self.pushed = 0
+        self.signalled = 0                      # pushed at the last needs_interrupt
         self.added_since_kick = 0
         self.dev_notify = True
         self.cb = "on"           # on | off | armed | delayed | prepared
@@ -272,6 +278,15 @@ class RingModel(_Model):
             self.op_push(k, min(n, self.popped[k][1].writable_len), salt, signal=True)
         self.op_reap()
 
+    def op_serve(self, n, salt):
+        """The device's turn as vhost takes it: pop all, one batch, signal."""
+        while self.avail_q:
+            self.op_pop()
+        self.op_pop()
+        if self.popped:
+            self.op_push_batch(len(self.popped), n, salt)
+            self.op_needs_interrupt()
+
     def op_reap(self):
         """get_buf until None, as a driver's callback or poll loop does."""
         for _ in range(len(self.used_q) + 1):
@@ -281,13 +296,26 @@ class RingModel(_Model):
         added, self.added_since_kick = self.added_since_kick, 0
         if self.drv.kick_prepare():
             self.drv.notify()
-        elif added and self.dev_notify and 0 < len(self.avail_q) <= added:
+            return
+        if added and self._device_asks_for_kick(added):
+            raise LostKick(f"kick_prepare() False after {added} add(s) although "
+                           f"{'avail_event' if self.event else 'used.flags'} asks for a "
+                           f"kick (2.7.10.1)")
+        if added and self.dev_notify and 0 < len(self.avail_q) <= added:
             # 2.7.10: the device popped everything older with notifications on
             # (it is idle, waiting), so flags are 0 / avail_event is in the new
             # range, and the driver MUST notify: a lost kick otherwise.
             raise LostKick(f"kick_prepare() False after {added} add(s) while the device "
                            f"is idle, wants kicks and has {len(self.avail_q)} buffer(s) "
                            f"unseen")
+
+    def _device_asks_for_kick(self, added: int) -> bool:
+        """What the device published, read the way 2.7.10.1 tells the driver to."""
+        mem, lay = self.mem, self.lay
+        if not self.event:
+            return not mem.read16(lay.used_flags) & VRING_USED_F_NO_NOTIFY
+        new = mem.read16(lay.avail_idx)
+        return need_event(mem.read16(lay.avail_event), new, (new - added) & 0xFFFF)
 
     def op_get_buf(self):
         r = self.drv.get_buf()
@@ -416,6 +444,12 @@ class RingModel(_Model):
     def op_needs_interrupt(self):
         r = self.dev.needs_interrupt()
         unseen = self.pushed - self.reaped
+        old, new = self.signalled & 0xFFFF, self.pushed & 0xFFFF
+        self.signalled = self.pushed
+        if not r and old != new and self._driver_asks_for_interrupt(old, new):
+            raise LostInterrupt(f"needs_interrupt() False after used idx {old} -> {new} "
+                                f"although {'used_event' if self.event else 'avail.flags'} "
+                                f"asks for an interrupt (2.7.7.2)")
         if r:
             if self.cb in ("armed", "delayed"):
                 self.cb = "on"      # the callback ran; the driver must re-enable
@@ -427,6 +461,13 @@ class RingModel(_Model):
         if self.cb == "delayed" and unseen and self.pushed >= self.delayed_target:
             raise LostInterrupt(f"needs_interrupt() False after every buffer in flight at "
                                 f"enable_cb_delayed() was used ({unseen} unseen)")
+
+    def _driver_asks_for_interrupt(self, old: int, new: int) -> bool:
+        """What the driver published, read the way 2.7.7.2 tells the device to."""
+        mem, lay = self.mem, self.lay
+        if not self.event:
+            return not mem.read16(lay.avail_flags) & VRING_AVAIL_F_NO_INTERRUPT
+        return need_event(mem.read16(lay.used_event), new, old)
 
     def op_disable_notify(self):
         self.dev.disable_notify()
@@ -490,6 +531,11 @@ class HardeningModel(_Model):
         elem = self.lay.used_ring(slot % self.size)
         self.mem.write32(elem, id)
         self.mem.write32(elem + 4, len)
+
+    def op_complete(self, id, len, count):
+        """A lying push: one used entry at the next slot, used idx moved by count."""
+        self.op_write_used(self.reaped, id, len)
+        self.op_set_used_idx((self.reaped + count) & 0xFFFF)
 
     def op_set_used_idx(self, value):
         self.mem.write16(self.lay.used_idx, value)
@@ -580,6 +626,10 @@ class RingMachine(_Machine):
         out = out[:size]
         self.model.apply("cycle", out=out, in_=in_[:size - len(out)], n=n, salt=salt)
 
+    @rule(n=_LENS, salt=st.integers(0, 255))
+    def serve(self, n, salt):
+        self.model.apply("serve", n=n, salt=salt)
+
     @rule()
     def reap(self):
         self.model.apply("reap")
@@ -633,7 +683,7 @@ class RingMachine(_Machine):
         self.model.apply("enable_notify")
 
     def teardown(self):
-        if self.model is not None:
+        if self.model is not None and not self.model.failed:
             self.model.apply("quiesce")
 
 
@@ -652,6 +702,17 @@ class MaliciousDeviceMachine(_Machine):
         m.apply("write_used", slot=data.draw(st.integers(0, m.size - 1), label="slot"),
                 id=data.draw(ids, label="id"),
                 len=data.draw(st.integers(0, 2 * MAX_LEN) | st.just(0xFFFFFFFF), label="len"))
+
+    @rule(data=st.data())
+    def complete(self, data):
+        m = self.model
+        heads = sorted(b.head for b in m.bufs.values())
+        ids = st.integers(0, m.size + 2) | st.just(0xFFFFFFFF)
+        if heads:
+            ids = st.sampled_from(heads) | ids
+        m.apply("complete", id=data.draw(ids, label="id"),
+                len=data.draw(st.integers(0, 2 * MAX_LEN) | st.just(0xFFFFFFFF), label="len"),
+                count=data.draw(st.integers(0, m.size + 1), label="count"))
 
     @rule(data=st.data())
     def set_used_idx(self, data):

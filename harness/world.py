@@ -312,6 +312,7 @@ def _memory_size(p: dict) -> int:
 def run_once(params: dict, source, *, trace: bool = True) -> RunReport:
     """Build and run one schedule of a scenario; return what it found."""
     from .memmodel import make_memory
+    from .nativemem import memory_for
     from .sched.replay import ReplayDivergence
     from .sched.runtime import Abandoned, Deadlock, Scheduler, StepLimit, TaskFailed
 
@@ -319,7 +320,9 @@ def run_once(params: dict, source, *, trace: bool = True) -> RunReport:
     sched = Scheduler(source, max_steps=p["max_steps"], trace=trace)
     # Guest memory sized to the run (a fresh 1 MiB zero-fill per run cost more
     # than the run itself): room for the rings and the scenario's buffers.
-    mem = make_memory(p["memory_model"], sched, size=_memory_size(p))
+    # Over memory C can address when a side needs it (harness/nativemem.py).
+    mem = memory_for(p["driver"], p["device"], size=_memory_size(p),
+                     factory=lambda **kw: make_memory(p["memory_model"], sched, **kw))
     platform = HarnessPlatform(sched, Lockdep())
     world = World(p, sched, mem, platform)
     watch_stores(mem, world.on_store, lambda: sched.current)

@@ -324,6 +324,28 @@ def test_a_callback_call_that_raises_is_unexpected():
         used_ring.UsedRingTarget(driver=_driver(Crashy))(ops(ADD, ("misc", 2)))
 
 
+def test_a_miscounted_free_list_is_caught_without_free_list_introspection():
+    class Opaque(SplitDriver):
+        free_list = None                        # a plug-in that exposes no free list
+
+        def _detach(self, head):
+            super()._detach(head)
+            self.num_free += 1
+    with pytest.raises(HardeningViolation, match="descriptors in flight != size"):
+        used_ring.UsedRingTarget(driver=_driver(Opaque))(ops(ADD, ("push", 0), ("get",)))
+
+
+def test_a_device_violation_that_names_no_rule_is_unexpected():
+    from vring.errors import DeviceViolation
+
+    class Vague(SplitDriver):
+        def get_buf(self):
+            self.broken = True
+            raise DeviceViolation("which rule?")
+    with pytest.raises(UnexpectedException, match="DeviceViolation"):
+        used_ring.UsedRingTarget(driver=_driver(Vague))(ops(ADD, ("get",)))
+
+
 def test_a_free_list_holding_a_busy_descriptor_is_caught():
     class Leaky(SplitDriver):
         def free_list(self):
@@ -469,7 +491,7 @@ def test_a_crash_artifact_becomes_a_repro_that_replays(tmp_path, monkeypatch):
 
 def test_libfuzzer_stats_lines_are_parsed():
     text = ("#4096\tpulse  cov: 114 ft: 389 corp: 49/35Kb lim: 4096 exec/s: 4096 rss: 44Mb\n"
-            "#5000: cov: 120 ft: 400 corp: 52 exec/s: 3000 oom/timeout/crash: 0/0/2 time: 9s\n")
+            "#5000: cov: 120 ft: 400 corp: 52 exec/s 3000 oom/timeout/crash: 0/0/2 time: 9s job: 3\n")
     assert fuzzing.parse_stats(text) == {"runs": 5000, "cov": 120, "ft": 400, "corpus": 52,
                                          "execs_per_s": 3000, "fork_crashes": 2}
 

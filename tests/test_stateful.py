@@ -95,3 +95,11 @@ def test_the_engine_runs_clean_on_the_reference_within_its_budget(tmp_path):
     result = run(opts)
     assert not result.found and result.runs > 0 and result.extra["seed"] == 3
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_engine_reports_a_bad_plugin_spec_as_a_plugin_error_not_a_finding():
+    from vring.contract import PluginError
+    opts = types.SimpleNamespace(time=1, seed=1, driver="no_such_vf_module:make",
+                                 device=None, out=None)
+    with pytest.raises(PluginError):
+        run(opts)

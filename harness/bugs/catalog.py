@@ -135,16 +135,15 @@ BUGS: list[Bug] = [
         "enable_cb turns callbacks on but never re-checks the used ring, so a buffer "
         "used just before is never delivered (the reason draft III's enable_cb returns "
         "a bool).", "2.7.7.1 Driver Requirements: Used Buffer Notification Suppression",
-        "seed draft III; Linux cbdadbbf0c79 'virtio_net: fix race in RX VQ processing'",
-        "driver", f.subclass(f.EnableCbNoRecheck)),
+        "seed draft III", "driver", f.subclass(f.EnableCbNoRecheck), scenario="net-rx"),
     Bug("napi-complete-without-enable", "callback",
         "the NAPI poll completes under budget without re-enabling callbacks, so the "
         "next buffer raises no interrupt.", "2.7.7 Used Buffer Notification Suppression",
         "", "scenario", scenario="net-rx"),
     Bug("enable-cb-after-napi-complete", "callback",
         "the poll calls enable_cb after napi_complete, outside NAPI's one-CPU exclusion, "
-        "so a poll started meanwhile on another CPU races it and used_event moves "
-        "backwards: an interrupt is lost.",
+        "so it runs while a poll started meanwhile on another CPU is inside get_buf "
+        "(unserialised virtqueue ops; used_event can move backwards).",
         "2.7.7.1 Driver Requirements: Used Buffer Notification Suppression",
         "Linux cbdadbbf0c79 'virtio_net: fix race in RX VQ processing' (2013)", "scenario",
         features=("event_idx",), scenario="net-napi2"),
@@ -206,12 +205,11 @@ BUGS: list[Bug] = [
         "2.7.4.2 Driver Requirements: Message Framing",
         "Linux stable 'vringh: Use wiov->used to check for read/write desc order'",
         "device", f.lenient_device("writable-after-readable"), scenario="malicious-driver"),
-    Bug("total-length-overflow", "validation",
-        "the chain's lengths are summed without the 2^32 bound.",
-        "2.7.5.2 Driver Requirements: The Virtqueue Descriptor Table",
-        "rust-vmm/vm-virtio PR #236 'virtio-queue: do not iterate over more than 2^32 "
-        "bytes' (2023)", "device", f.lenient_device("chain-total-length"),
-        scenario="malicious-driver"),
+    Bug("buffer-outside-memory", "validation",
+        "a descriptor whose buffer (addr, len) is not inside guest memory is accepted and "
+        "handed to the device's data path.",
+        "2.7.5 The Virtqueue Descriptor Table (addr/len name guest memory)", "", "device",
+        f.lenient_device("buffer-in-memory"), scenario="malicious-driver"),
     Bug("avail-idx-unchecked", "validation",
         "the device trusts an avail idx more than the queue size ahead and pops "
         "stale ring entries again.",
@@ -249,4 +247,10 @@ BUGS: list[Bug] = [
         "a batched used entry returns only its last buffer; the earlier buffers of the "
         "batch are never handed back.", "2.7.9 In-order use of descriptors", "",
         "driver", f.subclass(f.InOrderBatchSkipsFree), features=("in_order",)),
+    Bug("in-order-next-unchecked", "in-order",
+        "with IN_ORDER the device follows any next instead of requiring the next "
+        "descriptor in table order, so it walks a chain the driver cannot have made.",
+        "2.7.9 In-order use of descriptors", "", "device",
+        f.lenient_device("in-order-next"), features=("in_order",),
+        scenario="malicious-driver"),
 ]

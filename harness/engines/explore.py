@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 
+from ..nativemem import isolated
 from ..progress import for_opts
 from ..result import EngineResult
 from ..sched.explore import explore
@@ -27,6 +28,10 @@ class _Outcome:
 
 
 def run(opts) -> EngineResult:
+    return isolated(opts, "explore", lambda: _explore(opts))
+
+
+def _explore(opts) -> EngineResult:
     small = getattr(opts, "scenario", None) in (None, "small")
     params = params_for(opts, small=small)
     budget = float(getattr(opts, "time", None) or 10.0)

@@ -5,6 +5,7 @@ of a run: the source starts with a guess and learns k from the runs it makes.
 """
 from __future__ import annotations
 
+from ..nativemem import isolated
 from ..sched.pct import PCTSource
 from .scheduled import sampling_loop
 
@@ -29,4 +30,5 @@ class _LearningPCT(PCTSource):
 
 def run(opts):
     depth = int(getattr(opts, "depth", 3) or 3)
-    return sampling_loop("pct", opts, lambda seed, params: _LearningPCT(seed, depth))
+    return isolated(opts, "pct", lambda: sampling_loop(
+        "pct", opts, lambda seed, params: _LearningPCT(seed, depth)))

@@ -1,8 +1,10 @@
 """The stateful engine: Hypothesis state machines against one driver/device pair.
 
 Rules:
-* Both machines of harness/stateful.py run in batches (three RingMachine
-  batches to one MaliciousDeviceMachine batch) until the time budget is spent;
+* The machines run in batches, in the rotation RingMachine, the
+  malicious-driver machine (harness/stateful_driver.py: raw descriptor tables
+  against the device's pop), RingMachine, MaliciousDeviceMachine, until the
+  time budget is spent;
   the budget is checked between batches, and each batch is sized from the
   speed of the previous ones so that the run ends near the budget.
 * Determinism: no example database, and each batch is seeded from
@@ -22,14 +24,17 @@ import hypothesis
 from hypothesis import HealthCheck, Verbosity, settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from .. import repro
+from vring.contract import resolve
+
+from .. import repro, stateful_driver
 from ..oracles import finding_for
 from ..result import EngineResult
 from ..stateful import machine_for, replay_ops
 
 STEPS = 50              # stateful_step_count per example
 FIRST_BATCH = 20        # examples in the first batch, before the speed is known
-MAX_BATCH_SECONDS = 5.0
+MAX_BATCH_SECONDS = 3.0
+ROTATION = ("ring", "driver", "ring", "hardening")
 
 
 def _settings(examples: int) -> settings:
@@ -51,9 +56,14 @@ def run(opts) -> EngineResult:
     driver = getattr(opts, "driver", None) or "reference"
     device = getattr(opts, "device", None) or "reference"
     out = getattr(opts, "out", None)
+    # A spec that cannot load is the user's mistake (PluginError, exit 2), not
+    # a finding: check both before any example runs.
+    resolve(driver, "driver")
+    resolve(device, "device")
     counter = [0]
     machines = {kind: machine_for(kind, driver, device, counter)
                 for kind in ("ring", "hardening")}
+    machines["driver"] = stateful_driver.machine_for(driver, device, counter)
     start = time.monotonic()
     batch, examples = 0, FIRST_BATCH
     result = EngineResult(engine="stateful", extra={"seed": seed})
@@ -61,7 +71,7 @@ def run(opts) -> EngineResult:
         elapsed = time.monotonic() - start
         if elapsed >= budget:
             break
-        kind = "hardening" if batch % 4 == 3 else "ring"
+        kind = ROTATION[batch % len(ROTATION)]
         cls = machines[kind]
 
         def factory(cls=cls):
@@ -73,7 +83,7 @@ def run(opts) -> EngineResult:
             run_state_machine_as_test(factory, settings=_settings(examples))
         except Exception as exc:    # any failure of the implementation is a finding
             return _found(result, exc, kind, seed, driver, device, out,
-                          time.monotonic() - start, counter[0])
+                          time.monotonic() - start, counter[0], getattr(opts, "bug", None))
         per_example = (time.monotonic() - t0) / max(counter[0] - n0, 1)
         left = budget - (time.monotonic() - start)
         examples = max(1, int(min(left, MAX_BATCH_SECONDS) / max(per_example, 1e-4)))
@@ -84,7 +94,8 @@ def run(opts) -> EngineResult:
     return result
 
 
-def _found(result, exc, kind, seed, driver, device, out, seconds, runs) -> EngineResult:
+def _found(result, exc, kind, seed, driver, device, out, seconds, runs,
+           bug=None) -> EngineResult:
     finding = finding_for(exc)
     message = _one_line(finding.message)
     ops = getattr(exc, "stateful_ops", None)
@@ -97,10 +108,20 @@ def _found(result, exc, kind, seed, driver, device, out, seconds, runs) -> Engin
         return result
     doc = repro.make_doc("stateful", signature={"oracle": finding.oracle, "message": message},
                          params={"machine": kind}, ops=ops, seed=seed,
-                         driver=driver, device=device)
-    again = replay_ops(doc)
+                         driver=driver, device=device, bug=bug)
+    again = (stateful_driver.replay_driver_ops(doc) if kind == "driver"
+             else replay_ops(doc))
     result.extra["replays"] = again is not None and again.oracle == finding.oracle
     result.extra["ops"] = len(ops)
     if out is not None:
         result.repro = str(repro.save(doc, out))
     return result
+
+
+_run_in_process = run
+
+
+def run(opts) -> EngineResult:
+    """A check with a native side runs in a forked worker (harness/nativemem.py)."""
+    from ..nativemem import isolated
+    return isolated(opts, "stateful", lambda: _run_in_process(opts))

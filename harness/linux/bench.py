@@ -1,6 +1,6 @@
 """Figures for the README: round trips through the Linux driver, hook costs.
 
-    python -m harness.linux.bench [--repeats 5] [--n 20000]
+    python -m harness.linux.bench [--repeats 5] [--n 20000] [--runs 200]
 
 Each figure is the median of `repeats` runs (the machine is shared: quote
 medians).  A round trip is add_sgs (1 element) + kick + the reference
@@ -71,11 +71,45 @@ def _barrier_cost_ns(n: int) -> tuple[float, float, float]:
     return with_hook, without, bare
 
 
+def _points(driver: str, device: str, model: str, runs: int) -> tuple[float, float]:
+    """(scheduling points/s, points per run) of `runs` random schedules of the
+    net scenario: every point is one scheduler decision (Scheduler.steps)."""
+    from harness.sched.random import RandomSource
+    from harness.world import run_once
+    params = {"scenario": "net", "driver": driver, "device": device, "memory_model": model}
+    source = RandomSource(1)
+    steps = 0
+    t0 = time.perf_counter()
+    for _ in range(runs):
+        source.new_execution()
+        steps += run_once(params, source, trace=False).steps
+    return steps / (time.perf_counter() - t0), steps / runs
+
+
+#: Instrumentation levels for the scheduling-point figure.
+_LEVELS = (
+    ("reference driver (Python: every access)", "reference", "reference"),
+    ("linux: API calls + barriers + notify", "harness.linux.driver:make", "reference"),
+    ("linux-tsan: + every C load/store", "harness.linux.driver:make_tsan", "reference"),
+    ("linux-vringh device: API calls + barriers", "reference", "harness.linux.vringh:make"),
+)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--n", type=int, default=20000)
+    ap.add_argument("--runs", type=int, default=200, help="runs per scheduling-point figure")
+    ap.add_argument("--only-points", action="store_true")
     a = ap.parse_args(argv)
+    for model in ("sc", "tso"):
+        for label, drv, dev in _LEVELS:
+            runs = [_points(drv, dev, model, a.runs) for _ in range(a.repeats)]
+            rate = statistics.median(r[0] for r in runs)
+            print(f"scheduling points/s, net scenario, {model}, {label}: {rate:,.0f} "
+                  f"({runs[0][1]:.0f} points/run)")
+    if a.only_points:
+        return 0
     med = lambda f: statistics.median(f() for _ in range(a.repeats))  # noqa: E731
     for label, driver, listen in (
             ("linux driver (API calls + barriers + notify hooks)", "linux", False),

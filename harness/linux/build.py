@@ -25,6 +25,13 @@ Rules:
 * `tsan=True` compiles with -fsanitize=thread against our own __tsan_*
   hooks (glue/vf_tsan.c) instead of the TSan runtime: every load and store of
   the ring code becomes a call the harness can see.
+* A modified ring (a planted fault, a fix under review) is built from the
+  same extraction plus `patch=FILE.diff` (applied with `patch -p1` inside a
+  copy of the source tree) or `source=DIR` (files under DIR replace the same
+  relative paths, e.g. DIR/drivers/virtio/virtio_ring.c).  Its library is a
+  cache entry of its own, keyed by the patch or overlay contents, named
+  libvfring-[tsan-]custom-<tag>-<key>.so; load it with
+  `--driver harness.linux.lib:/path/to/that.so` (harness/linux/lib.py).
 """
 from __future__ import annotations
 
@@ -97,8 +104,8 @@ def _overlay_files() -> list[Path]:
     return sorted(p for p in GLUE.rglob("*") if p.is_file() and p.suffix in (".c", ".h"))
 
 
-def _key(version: str, flags: list[str], tar: Path) -> str:
-    h = hashlib.sha256()
+def _key(version: str, flags: list[str], tar: Path, tag: str = "") -> str:
+    h = hashlib.sha256(tag.encode() + b"\0")
     st = tar.stat()
     h.update(f"{version}\0{st.st_size}\0{st.st_mtime_ns}\0{' '.join(flags)}\0".encode())
     # This file too: member lists and command lines live here.
@@ -168,15 +175,81 @@ def _objects(out: Path) -> list[Path]:
     return [out.with_suffix(f".{Path(u).stem}.o") for u in _UNITS] + [out.with_suffix(".tsan.o")]
 
 
-def build(version: str = "6.1", cache_dir: str | os.PathLike | None = None,
-          tsan: bool = False) -> Path:
-    """Path of the built (or cached) ring library (virtio_ring.c + vringh.c)
-    for this kernel version."""
+def _overlay_tag(patch, source) -> str:
+    """A short hash naming a modified ring ("" for the stock one)."""
+    if patch is None and source is None:
+        return ""
+    if patch is not None and source is not None:
+        raise LinuxBuildError("give --patch or --source, not both")
+    h = hashlib.sha256()
+    if patch is not None:
+        p = Path(patch)
+        if not p.is_file():
+            raise LinuxBuildError(f"--patch {p}: no such file")
+        h.update(b"patch\0" + p.read_bytes())
+    else:
+        d = Path(source)
+        if not d.is_dir():
+            raise LinuxBuildError(f"--source {d}: not a directory")
+        for f in sorted(x for x in d.rglob("*") if x.is_file()):
+            h.update(str(f.relative_to(d)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:12]
+
+
+def _modified(src: Path, root: Path, tag: str, patch, source) -> Path:
+    """A copy of the extracted tree with the patch applied / the overlay copied in."""
+    dst = root / f"custom-{tag}"
+    if (dst / ".complete").exists():
+        return dst
+    tmp = Path(tempfile.mkdtemp(prefix="custom-", dir=root))
+    try:
+        shutil.copytree(src, tmp, dirs_exist_ok=True)
+        (tmp / ".complete").unlink(missing_ok=True)
+        if patch is not None:
+            proc = subprocess.run(["patch", "-p1", "--batch", "--forward", "-d", str(tmp),
+                                   "-i", str(Path(patch).resolve())],
+                                  capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise LinuxBuildError(f"--patch {patch} does not apply to the Linux source: "
+                                      f"{(proc.stdout + proc.stderr).strip()[-800:]}")
+        else:
+            d = Path(source)
+            for f in sorted(x for x in d.rglob("*") if x.is_file()):
+                target = tmp / f.relative_to(d)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(f, target)
+        (tmp / ".complete").write_text("ok\n")
+        if dst.exists():
+            shutil.rmtree(dst)
+        tmp.rename(dst)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dst
+
+
+def source_dir(version: str = "6.1", cache_dir: str | os.PathLike | None = None) -> Path:
+    """The pristine extracted tree (to write a patch against)."""
     tar = check_source(version)
     root = cache_root(cache_dir) / f"linux-{version}"
     root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _extract(version, tar, root)
+
+
+def build(version: str = "6.1", cache_dir: str | os.PathLike | None = None,
+          tsan: bool = False, patch: str | os.PathLike | None = None,
+          source: str | os.PathLike | None = None) -> Path:
+    """Path of the built (or cached) ring library (virtio_ring.c + vringh.c)
+    for this kernel version, stock or modified by `patch` / `source`."""
+    tar = check_source(version)
+    tag = _overlay_tag(patch, source)
+    root = cache_root(cache_dir) / f"linux-{version}"
+    root.mkdir(parents=True, exist_ok=True)
     flags = _CFLAGS + (_TSAN_FLAGS if tsan else [])
-    lib = root / f"libvfring-{'tsan-' if tsan else ''}{_key(version, flags, tar)}.so"
+    name = ("tsan-" if tsan else "") + (f"custom-{tag}-" if tag else "")
+    lib = root / f"libvfring-{name}{_key(version, flags, tar, tag)}.so"
     if lib.exists():
         return lib
     with open(root / ".lock", "w") as lock:
@@ -184,6 +257,8 @@ def build(version: str = "6.1", cache_dir: str | os.PathLike | None = None,
         if lib.exists():                      # another process built it meanwhile
             return lib
         src = _extract(version, tar, root)
+        if tag:
+            src = _modified(src, root, tag, patch, source)
         tmp = lib.with_suffix(f".tmp{os.getpid()}")
         try:
             for cmd in compile_commands(version, src, tmp, tsan):
@@ -202,7 +277,8 @@ def build(version: str = "6.1", cache_dir: str | os.PathLike | None = None,
 
 
 def main_build(argv: list[str] | None = None) -> int:
-    """`vringfuzz linux build [--version 6.1|6.12] [--tsan] [--cache-dir DIR]`.
+    """`vringfuzz linux build [--version 6.1|6.12] [--tsan] [--cache-dir DIR]
+    [--patch FILE.diff | --source DIR] [--print-source]`.
 
     Exit status: 0 built (prints the library path), 2 missing package or
     failed build (one line on stderr says why), as for usage errors.
@@ -215,9 +291,19 @@ def main_build(argv: list[str] | None = None) -> int:
     ap.add_argument("--tsan", action="store_true",
                     help="instrument every load/store (-fsanitize=thread, our own hooks)")
     ap.add_argument("--cache-dir", default=None)
+    ap.add_argument("--patch", default=None, metavar="FILE.diff",
+                    help="build a modified ring: apply this -p1 diff to the extracted source")
+    ap.add_argument("--source", default=None, metavar="DIR",
+                    help="build a modified ring: files under DIR replace the same paths")
+    ap.add_argument("--print-source", action="store_true",
+                    help="print the pristine extracted source folder (to diff against)")
     args = ap.parse_args(argv)
     try:
-        path = build(args.version, args.cache_dir, tsan=args.tsan)
+        if args.print_source:
+            print(source_dir(args.version, args.cache_dir))
+            return 0
+        path = build(args.version, args.cache_dir, tsan=args.tsan, patch=args.patch,
+                     source=args.source)
     except LinuxSourceMissing as e:
         print(f"vringfuzz: {e}", file=sys.stderr)
         return 2

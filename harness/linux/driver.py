@@ -2,6 +2,7 @@
 
     make(mem, cfg, platform) -> LinuxDriver          (vring/contract.py)
     make_tsan(mem, cfg, platform) -> LinuxDriver     every C load/store -> on_access
+    LinuxDriver(mem, cfg, platform, *, version="6.1", tsan=False, lib_path=None)
     linux_memory(size, memory_class=GuestMemory) -> GuestMemory over real memory
 
 Rules and theory of operation:
@@ -14,6 +15,11 @@ Rules and theory of operation:
   (virtio_mb/rmb/wmb/store_mb through the asm/barrier.h overlay) and every
   notify calls platform.notify_device().  The C code's own loads and stores
   bypass `mem` (they are plain memory accesses; see the tsan build for those).
+* Over a scheduled memory model, a tsan build routes every C load and store
+  through the model (bridge.py): points, trace, spec monitor, store buffers;
+  the plain build's ring stores are told to the spec monitor at each hook.
+* The factories declare `native_memory = True`: harness/nativemem.py then
+  builds the run's memory over an mmap whose base is its real address.
 * Device misbehaviour: BAD_RING's "id %u out of range" / "id %u is not a
   head!" mark the queue broken (kernel behaviour) and get_buf raises
   UsedIdOutOfRange / UsedIdNotHead, the leaves the reference driver raises.
@@ -83,7 +89,8 @@ class Call:
 class LinuxDriver:
     """Linux's virtqueue API (drivers/virtio/virtio_ring.c) behind the contract."""
 
-    def __init__(self, mem, cfg, platform, *, version: str = "6.1", tsan: bool = False):
+    def __init__(self, mem, cfg, platform, *, version: str = "6.1", tsan: bool = False,
+                 lib_path=None):
         if cfg.features & ~SUPPORTED:
             raise LinuxFeatureUnsupported(
                 f"features {cfg.features & ~SUPPORTED:#x} not implemented by Linux "
@@ -97,7 +104,16 @@ class LinuxDriver:
         self.features = cfg.features
         self.version = version
         self.on_access = None            # tsan builds: callable(addr, size, is_write)
-        self._lib = native.load(version, tsan)
+        self.enter = None                # the plain build's: drain before C stores
+        self.settle = None               # the bridge's: finish the access in flight
+        self._lib = native.load_path(lib_path) if lib_path else native.load(version, tsan)
+        from .bridge import bridge_for
+        bridge = bridge_for(mem, cfg, self._lib.tsan, side="driver")
+        if bridge is not None:
+            self.settle = bridge.settle
+            self.enter = getattr(bridge, "enter", None)
+            if self._lib.tsan:
+                self.on_access = bridge
         self._c = self._lib.lib
         self._pool: list[Call] = []
         self._tokens: dict[int, object] = {}
@@ -123,12 +139,16 @@ class LinuxDriver:
     # -- the one door into C -------------------------------------------------
     def _call(self, fn, *args, q=True, defer=False):
         pool = self._pool
+        if self.enter is not None:
+            self.enter()
         call = pool.pop() if pool else Call(self, self._lib.call_size)
         token = native.CURRENT.set(call)
         try:
             rc = fn(call.addr, self._q, *args) if q else fn(call.addr, *args)
         finally:
             native.CURRENT.reset(token)
+            if self.settle is not None:
+                self.settle()            # the last access of the call (bridge.py)
         exc, reports, warnings = call.exc, call.reports, call.warnings
         if exc is not None or reports or warnings:
             call.exc, call.reports, call.warnings = None, [], []
@@ -285,3 +305,18 @@ def make_tsan(mem, cfg, platform) -> LinuxDriver:
     """The same over the -fsanitize=thread build: set `driver.on_access` to see
     every load/store the ring code makes in guest memory."""
     return LinuxDriver(mem, cfg, platform, tsan=True)
+
+
+def make_612(mem, cfg, platform) -> LinuxDriver:
+    """Linux 6.12's virtio_ring.c (`--driver harness.linux.driver:make_612`)."""
+    return LinuxDriver(mem, cfg, platform, version="6.12")
+
+
+def make_612_tsan(mem, cfg, platform) -> LinuxDriver:
+    return LinuxDriver(mem, cfg, platform, version="6.12", tsan=True)
+
+
+# harness/nativemem.py: these sides hand guest addresses to C.
+for _f in (make, make_tsan, make_612, make_612_tsan):
+    _f.native_memory = True
+    _f.features = SUPPORTED

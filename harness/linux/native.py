@@ -15,6 +15,10 @@ Rules:
   swallow it): it stores the exception in the call and returns the call's
   address, and the glue longjmp()s back to the call's wrapper; the driver
   re-raises it once C has returned.
+* Every barrier and notify hook first calls `driver.settle` (set when the
+  side runs over a scheduled memory model, bridge.py): the tsan build's
+  store in flight is issued, the plain build's ring stores are told to the
+  spec monitor, before the barrier or notify that follows them.
 """
 from __future__ import annotations
 
@@ -55,11 +59,18 @@ def _abort(call, exc: BaseException) -> int:
     return call.addr
 
 
+def _settle(call) -> None:
+    settle = call.driver.settle
+    if settle is not None:
+        settle()
+
+
 def _on_barrier(kind: int) -> int:
     call = CURRENT.get()
     if call is None:
         return 0
     try:
+        _settle(call)
         call.driver._barrier[kind]()
     except BaseException as e:          # noqa: BLE001 - must not cross into C
         return _abort(call, e)
@@ -92,6 +103,7 @@ def _on_notify() -> int:
     if call is None:
         return 0
     try:
+        _settle(call)
         call.driver.platform.notify_device()
     except BaseException as e:          # noqa: BLE001
         return _abort(call, e)
@@ -205,7 +217,7 @@ class Library:
         self.lib.vf_set_hooks(ctypes.byref(self._hooks))
 
 
-_LOADED: dict[tuple[str, bool], Library] = {}
+_LOADED: dict = {}
 
 
 def load(version: str = "6.1", tsan: bool = False) -> Library:
@@ -214,4 +226,19 @@ def load(version: str = "6.1", tsan: bool = False) -> Library:
     lib = _LOADED.get(key)
     if lib is None:
         lib = _LOADED[key] = Library(build(version, tsan=tsan))
+    return lib
+
+
+def load_path(path) -> Library:
+    """Load a library built elsewhere (`vringfuzz linux build --patch ...`), once
+    per process and path; whether it is a tsan build is read from its symbols."""
+    import os
+    key = os.path.realpath(str(path))
+    lib = _LOADED.get(key)
+    if lib is None:
+        if not os.path.isfile(key):
+            from .errors import LinuxBuildError
+            raise LinuxBuildError(f"{path}: no such ring library (build one with "
+                                  f"`vringfuzz linux build --patch FILE.diff`)")
+        lib = _LOADED[key] = Library(key)
     return lib

@@ -2,6 +2,7 @@
 
     make(mem, cfg, platform) -> VringhDevice          (vring/contract.py), Linux 6.1
     make_612(mem, cfg, platform) -> VringhDevice      the same over Linux 6.12
+    make_tsan(mem, cfg, platform) -> VringhDevice     tsan build: C accesses -> model
     VringhDevice(mem, cfg, platform, *, version="6.1", tsan=False)
 
 Rules and theory of operation:
@@ -121,10 +122,19 @@ class VringhDevice:
         self.version = version
         self.layout = SplitLayout(cfg.size, cfg.desc, cfg.avail, cfg.used)
         self.on_access = None            # tsan builds: callable(addr, size, is_write)
+        self.enter = None                # the plain build's: drain before C stores
+        self.settle = None               # see native.py / bridge.py
         self.broken = False              # a hook abandoned a C call half-way
         self.log: list[tuple[int, str]] = []   # every vringh_bad() line, in order
         self._lib = native.load(version, tsan)
         self._c = self._lib.lib
+        from .bridge import bridge_for
+        bridge = bridge_for(mem, cfg, self._lib.tsan, side="device")
+        if bridge is not None:
+            self.settle = bridge.settle
+            self.enter = getattr(bridge, "enter", None)
+            if self._lib.tsan:
+                self.on_access = bridge
         self._pool: list[Call] = []
         # Looked up per call, so a memory model swapped in later is honoured.
         self._barrier = (lambda: self.mem.mb(), lambda: self.mem.rmb(),
@@ -137,10 +147,13 @@ class VringhDevice:
         if rc < 0 or not out.value:
             raise InvalidRequest(f"vringh_init_user failed ({rc}) for size {cfg.size}")
         self._q = out.value
+        if self._lib.tsan:
+            self._c.vf_tsan_watch(mem.base, mem.base + mem.size)
         self._pop = _Pop()
         self._pop_addr = ctypes.addressof(self._pop)
         self._grow(max(16, cfg.size))
-        self._finalizer = weakref.finalize(self, _close, self._lib, self._q)
+        self._finalizer = weakref.finalize(self, _close, self._lib, self._q,
+                                           mem.base if self._lib.tsan else None)
 
     def _grow(self, cap: int) -> None:
         """Room for `cap` readable and `cap` writable iovecs per pop."""
@@ -155,12 +168,16 @@ class VringhDevice:
         if self.broken:
             raise QueueBroken("the vringh device was abandoned in the middle of a call")
         pool = self._pool
+        if self.enter is not None:
+            self.enter()
         call = pool.pop() if pool else Call(self, self._lib.call_size)
         token = native.CURRENT.set(call)
         try:
             rc = fn(call.addr, self._q, *args) if q else fn(call.addr, *args)
         finally:
             native.CURRENT.reset(token)
+            if self.settle is not None:
+                self.settle()            # the last access of the call (bridge.py)
         exc, reports, warnings = call.exc, call.reports, call.warnings
         if exc is not None or reports or warnings:
             call.exc, call.reports, call.warnings = None, [], []
@@ -240,7 +257,9 @@ class VringhDevice:
         self._finalizer()
 
 
-def _close(lib, q) -> None:
+def _close(lib, q, watched=None) -> None:
+    if watched is not None:
+        lib.lib.vf_tsan_unwatch(watched)
     call = ctypes.create_string_buffer(lib.call_size)
     lib.lib.vfh_close(ctypes.addressof(call), q)
 
@@ -253,3 +272,15 @@ def make(mem, cfg, platform) -> VringhDevice:
 def make_612(mem, cfg, platform) -> VringhDevice:
     """The same over Linux 6.12 (`--device harness.linux.vringh:make_612`)."""
     return VringhDevice(mem, cfg, platform, version="6.12")
+
+
+def make_tsan(mem, cfg, platform) -> VringhDevice:
+    """The -fsanitize=thread build (`--device linux-vringh-tsan`): over a memory
+    model every load/store of vringh.c is a point and a model event (bridge.py)."""
+    return VringhDevice(mem, cfg, platform, tsan=True)
+
+
+# harness/nativemem.py: vringh reads guest addresses as pointers.
+for _f in (make, make_612, make_tsan):
+    _f.native_memory = True
+    _f.features = SUPPORTED

@@ -64,13 +64,14 @@ class _Exclusive:
 
     def __init__(self, w, q, op: str):
         self.inside, self.key, self.op = w.state.setdefault("inside", {}), q.name, op
-        self.me = w.sched.current.id if w.sched.current is not None else None
+        cur = w.sched.current
+        self.me = w.task_names.get(cur.id, str(cur.id)) if cur is not None else "main"
 
     def __enter__(self):
         other = self.inside.get(self.key)
         if other is not None and other[0] != self.me:
-            raise Unserialised(f"{self.key}: {self.op} entered while task {other[0]} is "
-                               f"inside {other[1]} (callers must serialise a virtqueue)")
+            raise Unserialised(f"{self.key}: {self.me} entered {self.op} while {other[0]} "
+                               f"is inside {other[1]} (callers must serialise a virtqueue)")
         self.inside[self.key] = (self.me, self.op)
         return self
 
@@ -87,6 +88,12 @@ def _get(w, q):
 def _add(w, q, out, in_, token) -> None:
     with _Exclusive(w, q, "add_sgs"):
         q.add(out, in_, token)
+
+
+def _enable_cb_prepare(w, q) -> int:
+    # Serialised like add/get (disable_cb and poll need not be, virtio_ring.c).
+    with _Exclusive(w, q, "enable_cb_prepare"):
+        return q.drv.enable_cb_prepare()
 
 
 def _bug(w) -> str | None:
@@ -223,6 +230,7 @@ def _rx_refill(w, q) -> None:
     if tx is not None:
         tx.release()
     lock.release()
+    w.state["opened"] = True
 
 
 def _rx_callback(w, q) -> None:
@@ -249,8 +257,11 @@ def _napi_claim(w, q, me: str) -> bool:
     """This CPU starts the scheduled poll (NAPI_STATE_SCHED keeps one CPU at a
     time); False when every buffer came back and there is nothing to poll."""
     st, total = w.state, w.params["rx_packets"]
+    # NAPI is enabled only once the open-time refill is done (virtnet_open:
+    # try_fill_recv, then virtnet_napi_enable), so no poll races that refill.
     while st["owner"] != me:
-        w.wait("wait-interrupt napi", lambda: (st["run"] and st["owner"] is None)
+        w.wait("wait-interrupt napi", lambda: (st["run"] and st["owner"] is None
+                                               and st["opened"])
                or q.ledger.returned >= total)
         if q.ledger.returned >= total:
             return False
@@ -292,8 +303,9 @@ def _rx_poll(w, q, me: str = "napi") -> None:
             # store (from a stale last_used) moves it backwards.
             _napi_complete(st)
             st["missed"] = False
-            opaque = q.drv.enable_cb_prepare()
-            if q.drv.poll(opaque) and not st["napi"]:
+            with _Exclusive(w, q, "enable_cb"):   # virtqueue_enable_cb: serialised
+                pending = not q.drv.enable_cb()
+            if pending and not st["napi"]:
                 st["napi"] = True
                 q.drv.disable_cb()
                 st["run"] = True
@@ -302,7 +314,7 @@ def _rx_poll(w, q, me: str = "napi") -> None:
             # callbacks go on while NAPI is still scheduled (so the interrupt
             # callback cannot disable_cb concurrently), then the re-check; False
             # from enable_cb means buffers are pending: disable_cb, poll again.
-            opaque = q.drv.enable_cb_prepare()
+            opaque = _enable_cb_prepare(w, q)
             if st["missed"]:              # napi_complete_done returns false
                 st["missed"] = False
                 continue
@@ -338,7 +350,7 @@ def build(w) -> None:
         w.task("dev-tx", device_loop, tx, _tx_serve(w, tx), side="device", daemon=True)
     if p["rx"]:
         rx = w.queue("rx")
-        st.update(napi=False, run=False, missed=False, rx_posted=0, owner=None,
+        st.update(napi=False, run=False, missed=False, rx_posted=0, owner=None, opened=False,
                   rx_addr=[w.buffer(p["buf_len"]) for _ in range(p["rx_packets"])])
         w.on_interrupt(lambda: _rx_callback(w, rx))
         w.task("refill", _rx_refill, w, rx)

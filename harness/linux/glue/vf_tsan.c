@@ -14,19 +14,29 @@
 #include <setjmp.h>
 #include <vf_hooks.h>
 
-#define VF_MAX_WATCH 16
+#define VF_MAX_WATCH 64
 
-/* Watched ranges [lo, hi): one per live Linux-driver memory. */
+/* Watched ranges [lo, hi): one per live Linux-driver memory.  Drivers are
+ * unwatched when Python collects them, which may be late (reference cycles
+ * of a finished run): when the table is full the oldest slot is reused, so
+ * a new memory is always watched (a silently unwatched one would hide every
+ * access of its run from the harness). */
 static uintptr_t vf_watch_lo[VF_MAX_WATCH], vf_watch_hi[VF_MAX_WATCH];
-static int vf_nwatch;
+static int vf_nwatch, vf_next_evict;
 
 void vf_tsan_watch(uintptr_t lo, uintptr_t hi)
 {
-	if (vf_nwatch < VF_MAX_WATCH) {
-		vf_watch_lo[vf_nwatch] = lo;
-		vf_watch_hi[vf_nwatch] = hi;
+	int i = vf_nwatch;
+
+	if (i < VF_MAX_WATCH)
 		vf_nwatch++;
-	}
+	else
+		i = vf_next_evict++ % VF_MAX_WATCH;
+	/* Newest first: the live memory is found at once. */
+	vf_watch_lo[i] = vf_watch_lo[0];
+	vf_watch_hi[i] = vf_watch_hi[0];
+	vf_watch_lo[0] = lo;
+	vf_watch_hi[0] = hi;
 }
 
 void vf_tsan_unwatch(uintptr_t lo)

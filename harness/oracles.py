@@ -135,8 +135,9 @@ class Ledger:
         self._done.add(token)
         self.returned += 1
         if not 0 <= written_len <= writable:
+            # The rule the device broke: used-len-bound (2.7.8.2, UsedLenTooLarge).
             raise LengthBound(f"{self.name}: token {token!r} written_len {written_len} "
-                              f"> {writable} writable bytes")
+                              f"> {writable} writable bytes (used-len-bound, 2.7.8.2)")
 
     def outstanding(self) -> list:
         return list(self._out)

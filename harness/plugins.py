@@ -5,17 +5,23 @@ harness (the Linux kernel's ring) are named here, so vring never names harness.
 """
 from __future__ import annotations
 
+import os
+
 from vring.contract import resolve
 
 HARNESS_BUILTIN = {
     "driver": {"linux": "harness.linux.driver:make",
                "linux-tsan": "harness.linux.driver:make_tsan"},
-    "device": {"linux-vringh": "harness.linux.vringh:make"},
+    "device": {"linux-vringh": "harness.linux.vringh:make",
+               "linux-vringh-tsan": "harness.linux.vringh:make_tsan"},
 }
 
 
 def expand(spec: str, side: str) -> str:
-    """'linux' -> 'harness.linux.driver:make'; anything else unchanged."""
+    """'linux' -> 'harness.linux.driver:make'; 'linux:LIB.so' -> that library
+    (a build of `vringfuzz linux build --patch`); anything else unchanged."""
+    if side == "driver" and spec.startswith(("linux:", "linux-tsan:")):
+        return "harness.linux.lib:" + os.path.abspath(spec.split(":", 1)[1])
     return HARNESS_BUILTIN.get(side, {}).get(spec, spec)
 
 

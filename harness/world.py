@@ -287,6 +287,7 @@ def watch_stores(mem, on_store, current) -> None:
     it is issued (its scheduling point taken), in the storing task's program
     order.  Instance attributes shadow the class's accessors, so the memory
     model needs no hook and ring code sees the same method names."""
+    mem.store_listener = on_store   # for native bridges that report C stores
     for name, width in (("write16", 2), ("write32", 4), ("write64", 8), ("write", None)):
         orig = getattr(mem, name)
 

@@ -46,7 +46,7 @@ DATA_BYTES = 512
 FEATURES = {"indirect": F_INDIRECT_DESC, "in_order": F_IN_ORDER}
 #: Where a descriptor may point: symbolic, so a program reads well and replays.
 ADDRS = ("data", "data+64", "table", "end-8", "zero", "far")
-FAULTS = ("none", "next", "flags", "write", "indirect", "addr")
+FAULTS = ("none", "next", "flags", "write", "indirect", "indirect-next", "addr", "head")
 
 
 class MaliciousDriverModel:
@@ -200,11 +200,10 @@ class MaliciousDriverMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def chain(self, data):
         """A whole chain at once, well formed but for at most ONE mistake a
-        hostile driver makes (a wild next, wild flags, a direction swap, an
-        indirect descriptor), published and mostly popped at once.  Random
-        single stores rarely build a chain that gets far enough for a lenient
-        walk to disagree with a strict one; one fault per chain makes it the
-        first rule broken."""
+        hostile driver makes (FAULTS), published and mostly popped at once.
+        Random single stores rarely build a chain that gets far enough for a
+        lenient walk to disagree with a strict one; one fault per chain makes
+        it the first rule broken."""
         m = self.model
         n = m.size
         k = data.draw(st.integers(1, n), label="k")
@@ -219,35 +218,48 @@ class MaliciousDriverMachine(RuleBasedStateMachine):
             nxt = idx[j + 1] if not last else 0
             addr, ln = ("data" if j % 2 == 0 else "data+64"), data.draw(st.integers(0, 48))
             if j == at and fault == "next":
-                flags, nxt = flags | 1, data.draw(st.integers(0, n + 1), label="next")
+                # Skip one (breaks only IN_ORDER), anywhere, or out of the table.
+                skip = [idx[j + 2]] if j + 2 < k else []
+                flags |= 1
+                nxt = data.draw(st.sampled_from(skip + [0, n, 0x1000, 0xFFFF])
+                                | st.integers(0, n - 1), label="next")
             elif j == at and fault == "flags":
                 flags = data.draw(_FLAGS, label="flags")
             elif j == at and fault == "write":
                 flags ^= 2
-            elif j == at and fault == "indirect":
-                flags, addr = flags | 4, "table"
-                ln = data.draw(st.sampled_from((16, 32, 64, 128, 17, 40)), label="table_len")
+            elif j == at and fault in ("indirect", "indirect-next"):
+                kt = data.draw(st.integers(1, TABLE_ENTRIES), label="kt")
+                self._table(data, kt)
+                # INDIRECT ends the chain here (2.7.5.3.1: not with NEXT) unless
+                # the fault is exactly that.
+                flags = 4 | (1 if fault == "indirect-next" else 0)
+                addr = "table"
+                ln = 16 * kt + data.draw(st.sampled_from((0, 0, 1, 8)), label="table_rest")
             elif j == at and fault == "addr":
                 addr = data.draw(st.sampled_from(ADDRS), label="addr")
             m.apply("desc", i=i, addr=addr, len=ln, flags=flags, next=nxt)
-        m.apply("publish", head=idx[0])
+        head = idx[0]
+        if fault == "head":
+            head = data.draw(st.sampled_from((n, 0xFFFF)), label="head")
+        m.apply("publish", head=head)
         if data.draw(st.integers(0, 3), label="pop_now"):
             m.apply("pop")      # mostly judge it at once: later stores may mask it
 
-    @rule(data=st.data())
-    def table_chain(self, data):
-        """Entries 0..k-1 of the indirect table as a chain (entry flags may
-        nest INDIRECT or point anywhere when mutated)."""
-        k = data.draw(st.integers(1, TABLE_ENTRIES), label="k")
+    def _table(self, data, k: int) -> None:
+        """Entries 0..k-1 of the indirect table as a chain, with at most one
+        fault: a nested INDIRECT (to itself), a wild next, wild flags."""
+        fault = data.draw(st.sampled_from(("none", "nest", "next", "flags")), label="tfault")
+        at = data.draw(st.integers(0, k - 1), label="tat")
         for j in range(k):
             last = j == k - 1
-            flags, nxt, addr = (0 if last else 1), (j + 1 if not last else 0), "data"
-            if data.draw(st.integers(0, 5), label="mutate") == 0:
-                flags = data.draw(_FLAGS, label="flags")
-                nxt = data.draw(st.integers(0, TABLE_ENTRIES + 1), label="next")
-                addr = data.draw(st.sampled_from(ADDRS), label="addr")
-            self.model.apply("entry", j=j, addr=addr, len=data.draw(st.integers(0, 32)),
-                             flags=flags, next=nxt)
+            flags, nxt, addr, ln = (0 if last else 1), (j + 1 if not last else 0), "data", 8
+            if j == at and fault == "nest":
+                flags, addr, ln = 4, "table", 16 * k
+            elif j == at and fault == "next":
+                flags, nxt = 1, data.draw(st.integers(0, TABLE_ENTRIES + 1), label="tnext")
+            elif j == at and fault == "flags":
+                flags = data.draw(_FLAGS, label="tflags")
+            self.model.apply("entry", j=j, addr=addr, len=ln, flags=flags, next=nxt)
 
     @rule(data=st.data())
     def set_avail_idx(self, data):

@@ -45,6 +45,7 @@ class SplitDevice:
         self.last_avail_idx = 0
         self.used_idx = 0            # next used idx to publish (vhost last_used_idx)
         self.signalled_used = 0      # used idx at the last needs_interrupt()
+        self.unsignalled = 0         # buffers pushed since then
         self.notify_enabled = True
         self.lenient: frozenset = frozenset()  # rules not enforced (bug zoo only)
         self._avail_idx = lay.avail_idx
@@ -92,6 +93,7 @@ class SplitDevice:
         # idx that exposes it (2.7.8.2).
         mem.wmb()
         self.used_idx = idx = (idx + 1) & 0xFFFF
+        self.unsignalled += 1
         mem.write16(self._used_idx, idx)
 
     def push_batch(self, used) -> None:
@@ -120,6 +122,7 @@ class SplitDevice:
         # that exposes them (2.7.8.2).
         mem.wmb()
         self.used_idx = (idx + len(used)) & 0xFFFF
+        self.unsignalled += len(used)
         mem.write16(self._used_idx, self.used_idx)
 
     def needs_interrupt(self) -> bool:
@@ -130,9 +133,14 @@ class SplitDevice:
         # miss (store buffering; vhost_notify has the same smp_mb).
         mem.mb()
         old, new = self.signalled_used, self.used_idx
+        pushed, self.unsignalled = self.unsignalled, 0
         self.signalled_used = new
-        if old == new:
+        if not pushed:
             return False
+        if pushed >= 0x10000:
+            # old and new no longer tell how far we went (vhost's
+            # signalled_used_valid): notify rather than risk a lost interrupt.
+            return True
         if self.event:
             return self.need_event(mem.read16(self.layout.used_event), new, old)
         return not mem.read16(self.layout.avail_flags) & VRING_AVAIL_F_NO_INTERRUPT

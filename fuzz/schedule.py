@@ -8,7 +8,7 @@ Input format (total: missing bytes read as zero, extra bytes are schedule):
 * scenario: SCENARIOS[b % 5] (net, net-tx, net-rx, blk, draft3);
 * model+features: memory model MODELS[(b & 3) % 3] (sc, tso, relaxed); bit 2
   INDIRECT_DESC, bit 3 EVENT_IDX, bit 4 IN_ORDER;
-* shape: queue size (2, 4, 8, 4)[b & 3], NAPI budget 1 + bit 2, submitters
+* shape: queue size (2, 4, 8, 4)[b & 3] (blk: at least 4), NAPI budget 1 + bit 2, submitters
   1 + bit 3;
 * counts: rx packets 1 + (b & 3) % 3, tx buffers 1 + bit 2, blk requests
   1 + bit 3, draft buffers 2 + (b >> 4 & 3) % 3.
@@ -107,6 +107,8 @@ def decode_params(data: bytes, *, driver="reference", device="reference",
     if scenario == "blk" and "indirect" not in feats:
         feats.append("indirect")   # blk's requests are indirect tables (scenarios/blk.py)
     size = (2, 4, 8, 4)[b2 & 3]
+    if scenario == "blk":
+        size = max(size, 4)        # a request is 3 entries; a table holds <= size (2.7.5.3.1)
     params = {"scenario": scenario, "memory_model": model, "features": ",".join(feats),
               "size": size, "budget": 1 + _bit(b2, 2), "submitters": 1 + _bit(b2, 3),
               "rx_packets": 1 + (b3 & 3) % 3, "tx_buffers": 1 + _bit(b3, 2),

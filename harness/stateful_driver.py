@@ -46,7 +46,8 @@ DATA_BYTES = 512
 FEATURES = {"indirect": F_INDIRECT_DESC, "in_order": F_IN_ORDER}
 #: Where a descriptor may point: symbolic, so a program reads well and replays.
 ADDRS = ("data", "data+64", "table", "end-8", "zero", "far")
-FAULTS = ("none", "next", "flags", "write", "indirect", "indirect-next", "addr", "head")
+FAULTS = ("none", "next", "skip", "flags", "write", "indirect", "indirect-next", "addr",
+          "head")
 
 
 class MaliciousDriverModel:
@@ -217,11 +218,12 @@ class MaliciousDriverMachine(RuleBasedStateMachine):
             flags = (0 if last else 1) | (2 if j >= writable_from else 0)
             nxt = idx[j + 1] if not last else 0
             addr, ln = ("data" if j % 2 == 0 else "data+64"), data.draw(st.integers(0, 48))
-            if j == at and fault == "next":
-                # Skip one (breaks only IN_ORDER), anywhere, or out of the table.
-                skip = [idx[j + 2]] if j + 2 < k else []
+            if j == at and fault == "skip" and j + 2 < k:
+                nxt = idx[j + 2]    # a valid chain, but not in table order (IN_ORDER)
+            elif j == at and fault == "next":
+                # Anywhere in the table (loops), or out of it.
                 flags |= 1
-                nxt = data.draw(st.sampled_from(skip + [0, n, 0x1000, 0xFFFF])
+                nxt = data.draw(st.sampled_from((0, n, 0x1000, 0xFFFF))
                                 | st.integers(0, n - 1), label="next")
             elif j == at and fault == "flags":
                 flags = data.draw(_FLAGS, label="flags")

@@ -9,10 +9,14 @@ Rules:
   which may be the running task, another task, or a memory-model action (a
   buffered store draining, ACTION_BASE ids).  With no task running (the run
   starts, or a task ended) every byte picks by the same modulo rule.
-* When the bytes run out the source keeps deciding, deterministically: no
-  preemption, else the lowest option (options are sorted: tasks first).  So
-  a short input is a complete, replayable schedule and an empty one is the
-  sequential run.
+* When the bytes run out the source keeps deciding, deterministically: the
+  oldest pending memory-model action first (stores become visible
+  eventually, as on every real machine: without this a task that spins on a
+  value another task left in its store buffer livelocks the run), then no
+  preemption, else the next task after the last one chosen, round robin
+  (not simply the lowest: two tasks that wake each other would starve the
+  device forever).  So a short input is a complete, replayable schedule and
+  an empty one is a sequential run.
 * `choose_int(n)` is `b % n` of the next byte (0 once exhausted).
 * `new_execution()` rewinds: the same bytes give the same schedule every
   time, in any process (no hash order, no clock, no random module).
@@ -21,21 +25,25 @@ Rules:
 """
 from __future__ import annotations
 
+from .source import ACTION_BASE
+
 #: Bytes from here up preempt; below it the running task continues.
 PREEMPT = 0x80
 
 
 class FuzzSource:
-    __slots__ = ("data", "pos", "decisions")
+    __slots__ = ("data", "pos", "decisions", "last")
 
     def __init__(self, data: bytes = b""):
         self.data = bytes(data)
         self.pos = 0
         self.decisions = 0
+        self.last = -1            # the last task chosen (round robin once exhausted)
 
     def new_execution(self) -> bool:
         self.pos = 0
         self.decisions = 0
+        self.last = -1
         return True
 
     @property
@@ -46,15 +54,37 @@ class FuzzSource:
         self.decisions += 1
         pos = self.pos
         if pos >= len(self.data):
-            # Out of bytes: no preemption, else the lowest option.
+            # Out of bytes: drain (fairness), no preemption, else the lowest option.
+            last = options[-1]
+            if last >= ACTION_BASE:
+                for c in options:
+                    if c >= ACTION_BASE:
+                        return c
             if current is not None and current in options:
                 return current
-            return options[0]
+            return self._next_task(options)
         self.pos = pos + 1
         b = self.data[pos]
         if b < PREEMPT and current is not None and current in options:
             return current
-        return options[(b & (PREEMPT - 1)) % len(options)]
+        c = options[(b & (PREEMPT - 1)) % len(options)]
+        if c < ACTION_BASE:
+            self.last = c
+        return c
+
+    def _next_task(self, options) -> int:
+        """Round robin: the first task option after the last task chosen."""
+        last = self.last
+        first = options[0]
+        for c in options:
+            if c >= ACTION_BASE:
+                break
+            if c > last:
+                first = c
+                break
+        if first < ACTION_BASE:
+            self.last = first
+        return first
 
     def choose_int(self, n: int) -> int:
         pos = self.pos

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate the seed corpora of the fuzz targets, deterministically.
 
-    python corpora/make_seeds.py            # rewrites corpora/desc_chain, corpora/used_ring
+    python corpora/make_seeds.py    # rewrites corpora/desc_chain, used_ring, schedule
 
 Rules: seeds are generated, never hand-edited (STYLE.md); the same script gives
 the same bytes on every machine (no randomness, no clock).  Each seed is a
@@ -9,7 +9,10 @@ small *valid* case the fuzzer can break: direct, indirect and mixed chains,
 IN_ORDER chains, EVENT_IDX, a full ring, queue size 1; and for used_ring, op
 sequences of an honest device, IN_ORDER batches and a few classic lies.  Files
 are named after what they hold; the script first removes its own old *.seed
-files so a renamed seed does not linger.
+files so a renamed seed does not linger.  Schedule seeds (fuzz/schedule.py):
+every scenario under every memory model with a small shape, each run
+sequentially (no schedule bytes), round-robin (a preempting byte at every
+decision) and in bursts (eight decisions on, eight off).
 """
 from __future__ import annotations
 
@@ -100,6 +103,23 @@ def used_ring_seeds() -> dict[str, bytes]:
     }
 
 
+def schedule_seeds() -> dict[str, bytes]:
+    from fuzz.schedule import MODELS, SCENARIOS
+    from harness.sched.fuzzsource import PREEMPT
+    shapes = {"sequential": b"",
+              "round-robin": bytes(PREEMPT + (k % 5) for k in range(256)),
+              "bursts": bytes(PREEMPT + 1 if (k // 8) % 2 else 0 for k in range(256))}
+    seeds = {}
+    for s, scenario in enumerate(SCENARIOS):
+        for m, model in enumerate(MODELS):
+            # size 4, budget 1, one submitter; 2 rx packets, 1 tx buffer, 1 request,
+            # 3 draft buffers (fuzz/schedule.py, "Input format").
+            header = bytes([s, m, 1, 0x11])
+            for shape, tail in shapes.items():
+                seeds[f"{scenario}-{model}-{shape}"] = header + tail
+    return seeds
+
+
 def write(folder: Path, seeds: dict[str, bytes]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("*.seed"):
@@ -112,6 +132,7 @@ def main(argv=None) -> int:
     root = Path(__file__).resolve().parent
     write(root / "desc_chain", desc_chain_seeds())
     write(root / "used_ring", used_ring_seeds())
+    write(root / "schedule", schedule_seeds())
     return 0
 
 

@@ -5,7 +5,9 @@ Rules: every figure is the median of `repeats` runs of a real atheris/libFuzzer
 process (one core, instrumented, no fork), started from the committed seed
 corpus into a fresh working corpus, with libFuzzer's -seed fixed per repeat.
 The machine is shared and noisy: report the median next to its spread; never
-assert speed in a test.
+assert speed in a test.  For the schedule target, points/exec is the mean
+number of scheduling points (RunReport.steps) over the working corpus the run
+left plus the seeds, re-run in-process (libFuzzer cannot report it).
 """
 from __future__ import annotations
 
@@ -15,8 +17,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from harness.fuzzing import (TARGETS, libfuzzer_args, parse_stats, seed_dir,
-                             write_launcher)
+from harness.fuzzing import (MAX_LEN, MAX_LENS, TARGETS, libfuzzer_args, parse_stats,
+                             seed_dir, write_launcher)
 
 
 def run_once(target: str, seconds: float, *, seed: int, mutator: bool = True,
@@ -29,10 +31,11 @@ def run_once(target: str, seconds: float, *, seed: int, mutator: bool = True,
         corpus.mkdir()
         cmd = [str(write_launcher(target, out))] + libfuzzer_args(
             time_s=seconds, jobs=1, out_dir=out, corpus=corpus, seeds=seed_dir(target),
-            runs=runs, extra=[f"-seed={seed}"])
+            runs=runs, extra=[f"-seed={seed}"], max_len=MAX_LENS.get(target, MAX_LEN))
         env = dict(os.environ)
         env.pop("VRINGFUZZ_DRIVER", None)
         env.pop("VRINGFUZZ_DEVICE", None)
+        env.pop("VRINGFUZZ_BUG", None)
         if not mutator:
             env["VRINGFUZZ_NO_MUTATOR"] = "1"
         log = out / "log"
@@ -45,7 +48,21 @@ def run_once(target: str, seconds: float, *, seed: int, mutator: bool = True,
         cpu = usage.ru_utime + usage.ru_stime
         stats["cpu_s"] = round(cpu, 2)
         stats["execs_per_cpu_s"] = round(stats.get("runs", 0) / cpu) if cpu else 0
+        if target == "schedule":
+            stats["points_per_exec"] = points_per_exec(
+                list(corpus.iterdir()) + sorted(seed_dir(target).glob("*.seed")))
         return stats
+
+
+def points_per_exec(paths) -> float:
+    """Mean scheduling points of the schedule target over these inputs."""
+    from fuzz.schedule import ScheduleTarget
+    t = ScheduleTarget(driver="reference", device="reference", bug="")
+    steps = []
+    for p in paths:
+        t.run(Path(p).read_bytes())
+        steps.append(t.last_steps)
+    return round(sum(steps) / len(steps), 1) if steps else 0.0
 
 
 def _summary(samples: list[dict], key: str) -> dict:
@@ -64,6 +81,8 @@ def bench_fuzz(seconds: float = 5.0, repeats: int = 3) -> dict:
                        "cov": _summary(samples, "cov")["median"],
                        "ft": _summary(samples, "ft")["median"],
                        "seconds": seconds, "repeats": repeats}
+        if target == "schedule":
+            res[target]["points_per_exec"] = _summary(samples, "points_per_exec")["median"]
     return res
 
 
@@ -88,7 +107,9 @@ def format_fuzz(res: dict) -> str:
         s = r["spread"]
         lines.append(f"{target:<12} {r['execs_per_s']:>17,.0f} "
                      f"{s['min']:>7,.0f}..{s['max']:<7,.0f} {r['execs_per_cpu_s']:>12,.0f} "
-                     f"{r['cov']:>5} {r['ft']:>6}")
+                     f"{r['cov']:>5} {r['ft']:>6}"
+                     + (f"  {r['points_per_exec']:.0f} points/exec"
+                        if "points_per_exec" in r else ""))
     first = next(iter(res.values()), {})
     lines.append(f"(atheris/libFuzzer, one core, {first.get('seconds')} s x "
                  f"{first.get('repeats')} repeats from the seed corpus)")

@@ -74,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--jobs", type=_positive(int), default=1)
     f.add_argument("--corpus", default=None)
     f.add_argument("--out", default=None)
+    f.add_argument("--driver", default="reference")
+    f.add_argument("--device", default="reference")
+    f.add_argument("--bug", default=None, help="plant a bug from the zoo (see `vringfuzz bugs`)")
+    f.add_argument("--json", action="store_true", help="print one JSON object")
 
     r = sub.add_parser("replay", help="re-run a repro file (exit 1 when it still fails)")
     r.add_argument("file")

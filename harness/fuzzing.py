@@ -14,9 +14,15 @@ Rules and theory of operation:
   lines ("#N ... cov: ft: corp: exec/s:"), read from the log file the child
   writes (out_dir/fuzz-<target>.log); the wall clock here is display only.
 * Every crash artifact is replayed in-process, uninstrumented, and saved as a
-  repro (engine "fuzz", target, input bytes base64, signature = oracle and
-  "ExceptionType: message").  `replay_fuzz(doc)` does that replay for
-  `vringfuzz replay`.
+  repro (engine "fuzz", target, input bytes base64, the driver/device specs
+  and the planted bug, signature = oracle and "ExceptionType: message").
+  A schedule-target repro also holds the run's params and the schedule it
+  recorded, as a scheduled engine's repro does, so it can be replayed as a
+  timeline.  `replay_fuzz(doc)` replays the input for `vringfuzz replay`.
+* A planted bug (`bug`) reaches the targets the way `--bug` reaches every
+  engine: desc_chain/used_ring get the faulty side as their --device /
+  --driver; the schedule target gets the bug's name (VRINGFUZZ_BUG) because a
+  bug also chooses its scenario, features and memory model.
 """
 from __future__ import annotations
 
@@ -25,14 +31,19 @@ import re
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 from harness.errors import UsageError
 from harness.result import EngineResult, Finding
 
-TARGETS = ("desc_chain", "used_ring")
+TARGETS = ("desc_chain", "used_ring", "schedule")
 ARTIFACT_KINDS = ("crash", "timeout", "oom", "leak", "slow-unit")
 MAX_LEN = 8192          # the largest desc_chain input (128-entry queue, 4 tables) fits
+#: Per-target -max_len: a schedule input is one byte per decision, and a small
+#: run makes a few hundred; longer inputs only slow every execution.
+MAX_LENS = {"schedule": 1024}
+ENV_BUG = "VRINGFUZZ_BUG"
 
 _ROOT = Path(__file__).resolve().parent.parent
 _STATS = re.compile(r"^#(\d+)\s*:?\s+(?:\w+\s+)?cov: (\d+) ft: (\d+) corp: (\d+)"
@@ -59,9 +70,22 @@ def check_target(target: str) -> None:
         raise UsageError(f"fuzz target {target!r}: expected one of {', '.join(TARGETS)}")
 
 
-def make_target(target: str, *, driver="reference", device="reference"):
+def bug_specs(bug, driver="reference", device="reference") -> tuple[str, str]:
+    """(driver, device) with a planted bug's faulty side switched in."""
+    if not bug:
+        return driver, device
+    from harness import bugs
+    b = bugs.get(bug)
+    return bugs.driver_spec(b, driver), bugs.device_spec(b, device)
+
+
+def make_target(target: str, *, driver="reference", device="reference", bug=None):
     """A fresh in-process instance of a target (its TestOneInput as a callable)."""
     check_target(target)
+    if target == "schedule":
+        from fuzz.schedule import ScheduleTarget
+        return ScheduleTarget(driver=driver, device=device, bug=bug or "")
+    driver, device = bug_specs(bug, driver, device)
     if target == "desc_chain":
         from fuzz.desc_chain import DescChainTarget
         return DescChainTarget(device=device)
@@ -79,14 +103,38 @@ def signature_of(exc: BaseException) -> dict:
     return {"oracle": oracle, "message": f"{type(exc).__name__}: {exc}"}
 
 
-def run_input(target: str, data: bytes, *, driver="reference", device="reference") -> dict | None:
-    """Run one input in-process on a fresh target; the failure's signature or None."""
-    t = make_target(target, driver=driver, device=device)
+def run_input_exc(target: str, data: bytes, *, driver="reference", device="reference",
+                  bug=None) -> BaseException | None:
+    """Run one input in-process on a fresh target; what escaped, or None."""
+    t = make_target(target, driver=driver, device=device, bug=bug)
     try:
         t(bytes(data))
     except Exception as e:  # noqa: BLE001  (every escape is the finding)
-        return signature_of(e)
+        return e
     return None
+
+
+def run_input(target: str, data: bytes, *, driver="reference", device="reference",
+              bug=None) -> dict | None:
+    """Run one input in-process on a fresh target; the failure's signature or None."""
+    exc = run_input_exc(target, data, driver=driver, device=device, bug=bug)
+    return None if exc is None else signature_of(exc)
+
+
+def fuzz_doc(target: str, data: bytes, *, signature: dict, driver="reference",
+             device="reference", bug=None, exc: BaseException | None = None) -> dict:
+    """The repro document of one fuzz input.  For the schedule target it also
+    holds the scheduled run (params, recorded schedule) when `exc` carries it."""
+    from harness import repro
+    extra = {}
+    params = getattr(exc, "params", None)
+    if target == "schedule" and params is not None:
+        extra = dict(scenario=params["scenario"], params=params, schedule=exc.schedule,
+                     memory_model=params["memory_model"])
+        driver, device = params["driver"], params["device"]   # with the bug's side in
+    return repro.make_doc("fuzz", target=target, input_bytes=bytes(data),
+                          driver=_spec_name(driver), device=_spec_name(device),
+                          bug=bug or None, signature=signature, **extra)
 
 
 def replay_fuzz(doc: dict) -> Finding | None:
@@ -96,26 +144,27 @@ def replay_fuzz(doc: dict) -> Finding | None:
     if target not in TARGETS:
         raise ReproError(f"fuzz repro names an unknown target {target!r}")
     sig = run_input(target, input_bytes(doc), driver=doc.get("driver") or "reference",
-                    device=doc.get("device") or "reference")
+                    device=doc.get("device") or "reference", bug=doc.get("bug"))
     if sig is None:
         return None
     return Finding(sig["oracle"], sig["message"], repro=doc)
 
 
 def artifact_to_repro(target: str, path: Path, out_dir: Path, *, driver="reference",
-                      device="reference", log_tail: str = "") -> Path:
+                      device="reference", bug=None, log_tail: str = "") -> Path:
     """Turn one libFuzzer artifact into a repro file; returns its path."""
     from harness import repro
     data = path.read_bytes()
-    sig = run_input(target, data, driver=driver, device=device)
+    exc = run_input_exc(target, data, driver=driver, device=device, bug=bug)
+    sig = None if exc is None else signature_of(exc)
     if sig is None:
         # Not reproducible in-process (a timeout, an OOM, or the fuzzer's own
         # state): keep what libFuzzer said so the file is still actionable.
         kind = path.name.split("-", 1)[0]
         sig = {"oracle": f"fuzz:{kind}", "message": f"{kind} (does not reproduce "
                f"in-process) {log_tail}".strip()}
-    doc = repro.make_doc("fuzz", target=target, input_bytes=data, driver=_spec_name(driver),
-                         device=_spec_name(device), signature=sig)
+    doc = fuzz_doc(target, data, signature=sig, driver=driver, device=device, bug=bug,
+                   exc=exc)
     return repro.save(doc, out_dir)
 
 
@@ -189,13 +238,19 @@ def _artifacts(out_dir: Path) -> list[Path]:
 
 def run_fuzz(target: str, *, time_s: float = 60.0, jobs: int = 1, corpus_dir=None,
              out_dir="out", progress=True, driver="reference", device="reference",
-             runs: int | None = None, extra_args=(), env=None) -> EngineResult:
+             bug=None, seed: int | None = None, runs: int | None = None, extra_args=(),
+             env=None) -> EngineResult:
     """Run one campaign; every crash becomes a repro file in out_dir.
 
     progress: True (a live line on stderr), False, or a harness.progress.Progress.
+    bug: a zoo bug to plant; seed: libFuzzer's -seed (None: libFuzzer picks).
     """
     from harness.progress import Progress
     check_target(target)
+    if target != "schedule":
+        driver, device = bug_specs(bug, driver, device)
+    if seed is not None:
+        extra_args = [f"-seed={seed + 1}"] + list(extra_args)   # -seed=0 means "random"
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     corpus = Path(corpus_dir).resolve() if corpus_dir else out / "corpus" / target
@@ -204,15 +259,17 @@ def run_fuzz(target: str, *, time_s: float = 60.0, jobs: int = 1, corpus_dir=Non
     launcher = write_launcher(target, out)
     cmd = [str(launcher)] + libfuzzer_args(time_s=time_s, jobs=jobs, out_dir=out,
                                            corpus=corpus, seeds=seed_dir(target),
-                                           runs=runs, extra=extra_args)
+                                           runs=runs, extra=extra_args,
+                                           max_len=MAX_LENS.get(target, MAX_LEN))
     child_env = dict(os.environ if env is None else env)
+    child_env.pop(ENV_BUG, None)      # the repro records the bug: only ours may apply
+    if bug and target == "schedule":
+        child_env[ENV_BUG] = bug
     for name, spec in (("VRINGFUZZ_DRIVER", driver), ("VRINGFUZZ_DEVICE", device)):
         if isinstance(spec, str) and spec != "reference":
             child_env[name] = spec
-    if isinstance(progress, Progress):
-        bar = progress
-    else:
-        bar = Progress(f"fuzz {target}", enabled=bool(progress))
+    owned = not isinstance(progress, Progress)   # a caller's bar is the caller's to close
+    bar = Progress(f"fuzz {target}", enabled=bool(progress)) if owned else progress
     log_path = out / f"fuzz-{target}.log"
     start = time.monotonic()
     stats: dict = {}
@@ -245,14 +302,16 @@ def run_fuzz(target: str, *, time_s: float = 60.0, jobs: int = 1, corpus_dir=Non
                       if "Error" in line or "Exception" in line)[:300]
     repros = []
     for art in new:
-        path = artifact_to_repro(target, art, out, driver=driver, device=device, log_tail=tail)
+        path = artifact_to_repro(target, art, out, driver=driver, device=device,
+                                 bug=bug, log_tail=tail)
         if path not in repros:
             repros.append(path)
-    bar.done(stats.get("runs", 0), cov=stats.get("cov", 0), ft=stats.get("ft", 0),
-             corpus=stats.get("corpus", 0), crashes=len(new))
+    (bar.done if owned else partial(bar.update, force=True))(
+        stats.get("runs", 0), cov=stats.get("cov", 0), ft=stats.get("ft", 0),
+        corpus=stats.get("corpus", 0), crashes=len(new))
     result = EngineResult(engine="fuzz", found=bool(repros), seconds=time.monotonic() - start,
                           runs=stats.get("runs", 0),
-                          extra={"target": target, "cov": stats.get("cov"),
+                          extra={"target": target, "bug": bug, "cov": stats.get("cov"),
                                  "ft": stats.get("ft"), "corpus": stats.get("corpus"),
                                  "execs_per_s": stats.get("execs_per_s"),
                                  "crashes": [str(p) for p in repros],
@@ -270,10 +329,14 @@ def main(args) -> int:
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
     out = args.out or "out"
+    bug = getattr(args, "bug", None)
+    if bug:
+        from harness import bugs
+        bugs.get(bug)   # a UsageError naming the known bugs
     result = run_fuzz(args.target, time_s=args.time, jobs=args.jobs, corpus_dir=args.corpus,
                       out_dir=out, progress=not getattr(args, "json", False),
-                      driver=getattr(args, "driver", "reference"),
-                      device=getattr(args, "device", "reference"))
+                      driver=getattr(args, "driver", None) or "reference",
+                      device=getattr(args, "device", None) or "reference", bug=bug)
     if getattr(args, "json", False):
         import json
         print(json.dumps(result.to_json(), sort_keys=True))

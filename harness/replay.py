@@ -65,6 +65,8 @@ def replay_doc(doc: dict) -> Replayed:
         from .stateful import replay_ops
         return Replayed(replay_ops(doc))
     if engine == "fuzz":
+        if doc.get("target") == "schedule" and "params" in doc and "schedule" in doc:
+            return _replay_scheduled(doc)  # a schedule input replays as its schedule
         from .fuzzing import replay_fuzz
         return Replayed(replay_fuzz(doc))
     raise repro.ReproError(f"unknown engine {engine!r}")
@@ -136,23 +138,27 @@ def minimize_doc(doc: dict) -> dict:
             raise UsageError("the repro does not fail as recorded; nothing to minimize")
         return dict(doc, ops=ddmin(ops, fails))
     if engine == "fuzz":
-        from .fuzzing import replay_fuzz
+        from .fuzzing import fuzz_doc, run_input_exc, signature_of
         data = repro.input_bytes(doc)
+        # The same implementation as recorded: driver, device and planted bug.
+        impl = dict(driver=doc.get("driver") or "reference",
+                    device=doc.get("device") or "reference", bug=doc.get("bug"))
 
         def fails(sub):
-            return _same(replay_fuzz(repro.make_doc(
-                "fuzz", target=doc["target"], input_bytes=bytes(sub),
-                signature=want)), want)
+            exc = run_input_exc(doc["target"], bytes(sub), **impl)
+            return exc is not None and signature_of(exc)["oracle"] == want["oracle"]
         if not fails(list(data)):
             raise UsageError("the repro does not fail as recorded; nothing to minimize")
         small = bytes(ddmin(list(data), fails))
-        return repro.make_doc("fuzz", target=doc["target"], input_bytes=small,
-                              signature=want, driver=doc.get("driver", "reference"),
-                              device=doc.get("device", "reference"), bug=doc.get("bug"))
+        exc = run_input_exc(doc["target"], small, **impl)
+        # A schedule-target repro keeps the params and re-recorded schedule.
+        return fuzz_doc(doc["target"], small, signature=signature_of(exc), exc=exc, **impl)
     raise repro.ReproError(f"unknown engine {engine!r}")
 
 
 def _size(doc: dict) -> int:
+    if doc["engine"] == "fuzz" and "input" in doc:
+        return len(repro.input_bytes(doc))
     if "schedule" in doc:
         return len(doc["schedule"]["choices"])
     if "ops" in doc:

@@ -29,6 +29,8 @@ from vring.split.driver import SplitDriver
 ROOT = Path(__file__).resolve().parent.parent
 NEXT, WRITE = VRING_DESC_F_NEXT, VRING_DESC_F_WRITE
 RANDOM_INPUTS = 2000
+#: A schedule input is a whole scheduled run (~2 ms): fewer random ones.
+RANDOM_INPUTS_FOR = {"schedule": 300}
 
 
 def seeds(target: str) -> list[bytes]:
@@ -55,7 +57,7 @@ def test_seed_corpus_and_random_inputs_never_crash_the_reference(target):
     assert len(corpus) >= 5, "run corpora/make_seeds.py"
     for data in corpus:
         run(data)
-    for data in random_inputs(1):
+    for data in random_inputs(1, RANDOM_INPUTS_FOR.get(target, RANDOM_INPUTS)):
         run(data)
 
 
@@ -63,7 +65,7 @@ def test_seed_corpus_and_random_inputs_never_crash_the_reference(target):
 def test_outcome_does_not_depend_on_earlier_inputs(target):
     """Reused memory is reset: an input fails or passes alike in a fresh target."""
     warm = fuzzing.make_target(target)
-    for data in list(random_inputs(2, 100)) + seeds(target):
+    for data in list(random_inputs(2, 30 if target == "schedule" else 100)) + seeds(target):
         for other in (b"\x07\xff" * 300, data):
             try:
                 warm(other)
@@ -76,7 +78,8 @@ def test_committed_seeds_are_what_make_seeds_generates():
     import runpy
     gen = runpy.run_path(str(ROOT / "corpora" / "make_seeds.py"))
     for target, make in (("desc_chain", gen["desc_chain_seeds"]),
-                         ("used_ring", gen["used_ring_seeds"])):
+                         ("used_ring", gen["used_ring_seeds"]),
+                         ("schedule", gen["schedule_seeds"])):
         want = {f"{name}.seed": data for name, data in make().items()}
         again = {f"{name}.seed": data for name, data in make().items()}
         committed = {p.name: p.read_bytes() for p in (ROOT / "corpora" / target).glob("*.seed")}
@@ -421,8 +424,8 @@ def test_custom_mutator_is_deterministic_and_bounded():
     def flip(data, max_size):                  # stands in for atheris.Mutate
         return bytes([data[0] ^ 1]) + data[1:max_size] if data else b"\x01"
     data = seeds("desc_chain")[0]
-    outs = [mutators.custom_mutator(data, 256, seed, flip) for seed in range(50)]
-    assert outs == [mutators.custom_mutator(data, 256, seed, flip) for seed in range(50)]
+    outs = [mutators.custom_mutator(data, 256, seed, flip) for seed in range(200)]
+    assert outs == [mutators.custom_mutator(data, 256, seed, flip) for seed in range(200)]
     assert all(len(o) <= 256 for o in outs)
     assert len(set(outs)) > 10
 

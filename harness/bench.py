@@ -45,9 +45,8 @@ def _explore(args):
 
 
 def _threads(args):
-    from harness.bench_threads import bench_threads, format_threads
-    res = bench_threads(seeds=args.seeds, budget=args.budget)
-    return res, format_threads(res)
+    from harness.bench_threads import bench_threads
+    return bench_threads(seeds=args.seeds, budget=args.budget)
 
 
 def _fuzz(args):

@@ -203,6 +203,9 @@ def replay_ops(doc: dict) -> Finding | None:
     """Re-run a stateful repro's operations; the Finding it still shows, or None."""
     from .repro import ReproError
     kind = (doc.get("params") or {}).get("machine", "ring")
+    if kind == "driver":  # the malicious-driver machine lives in stateful_driver.py
+        from .stateful_driver import replay_driver_ops
+        return replay_driver_ops(doc)
     ops = doc.get("ops")
     if kind not in MODELS or not ops or ops[0][0] != "init":
         raise ReproError(f"stateful repro needs params.machine in {sorted(MODELS)} and ops "

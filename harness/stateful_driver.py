@@ -60,6 +60,7 @@ class MaliciousDriverModel:
         self.cfg = cfg = setup_queue(mem, size, features)
         self.lay = SplitLayout(cfg.size, cfg.desc, cfg.avail, cfg.used)
         self.table = mem.alloc(16 * TABLE_ENTRIES, 16)
+        self.table2 = mem.alloc(16 * TABLE_ENTRIES, 16)   # for a nested INDIRECT
         self.data = mem.alloc(DATA_BYTES, 16)
         self.device_spec = device
         self.dev = build(device, "device", mem, cfg, Platform())
@@ -78,6 +79,7 @@ class MaliciousDriverModel:
 
     def _addr(self, where: str) -> int:
         return {"data": self.data, "data+64": self.data + 64, "table": self.table,
+                "table2": self.table2,
                 "end-8": MEM_END - 8, "zero": 0, "far": 0xFFFF_FFFF_0000}[where]
 
     def _write_desc(self, base: int, i: int, addr: str, len: int, flags: int,
@@ -92,8 +94,8 @@ class MaliciousDriverModel:
     def op_desc(self, i, addr, len, flags, next):
         self._write_desc(self.cfg.desc, i % self.size, addr, len, flags, next)
 
-    def op_entry(self, j, addr, len, flags, next):
-        self._write_desc(self.table, j % TABLE_ENTRIES, addr, len, flags, next)
+    def op_entry(self, j, addr, len, flags, next, table="table"):
+        self._write_desc(self._addr(table), j % TABLE_ENTRIES, addr, len, flags, next)
 
     def op_publish(self, head):
         self.mem.write16(self.lay.avail_ring(self.avail_idx % self.size), head)
@@ -256,7 +258,11 @@ class MaliciousDriverMachine(RuleBasedStateMachine):
             last = j == k - 1
             flags, nxt, addr, ln = (0 if last else 1), (j + 1 if not last else 0), "data", 8
             if j == at and fault == "nest":
-                flags, addr, ln = 4, "table", 16 * k
+                # INDIRECT inside the table, to a second table holding one
+                # good buffer: only the no-nesting rule (2.7.5.3.1) is broken.
+                self.model.apply("entry", j=0, addr="data", len=8, flags=0, next=0,
+                                 table="table2")
+                flags, addr, ln = 4, "table2", 16
             elif j == at and fault == "next":
                 flags, nxt = 1, data.draw(st.integers(0, TABLE_ENTRIES + 1), label="tnext")
             elif j == at and fault == "flags":

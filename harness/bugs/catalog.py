@@ -25,7 +25,9 @@ class Bug:
     make: object = None             # plug-in factory for the faulty side, if ring-level
     features: tuple[str, ...] = ()  # features it needs, e.g. ("event_idx",)
     memory_model: str = "sc"        # the weakest model that lets it show
-    scenario: str = "net"           # where it shows best
+    scenario: str = "net"           # where it shows best: a harness/scenarios name, or
+    #                                 "malicious-driver" / "malicious-device" / "stateful":
+    #                                 only the stateful machines (and fuzz targets) reach it
     tags: tuple[str, ...] = field(default=())
 
 
@@ -38,8 +40,9 @@ BUGS: list[Bug] = [
         "add_sgs publishes avail idx without the write barrier, so the device can see "
         "the new idx before the ring entry or descriptors it exposes (" + _MP + ").",
         "2.7.13.3.1 Driver Requirements: Updating idx",
-        "SeaBIOS 0f3783b3cc9b 'cleanup memory barrier usage' (wmb before index write); "
-        "lkl/linux PR #151", "driver",
+        "SeaBIOS 0f3783b3cc9b 'cleanup memory barrier usage' (write barrier before index "
+        "write); Fuchsia zircon dfa4ed14de24 '[virtio] ring: Barriers before updating "
+        "avail->idx/after reading used->idx'", "driver",
         f.barrier_fault("driver", ("add_sgs",), "wmb"), memory_model="relaxed"),
     Bug("missing-wmb-used-idx", "barrier",
         "push publishes used idx without the write barrier, so the driver can read a "
@@ -123,13 +126,14 @@ BUGS: list[Bug] = [
         "negotiated, and nothing clears it.",
         "2.7.7.1 Driver Requirements: Used Buffer Notification Suppression "
         "('the driver MUST set flags to 0')",
-        "Linux 8d622d21d248 'virtio: fix up virtio_disable_cb' (2021) reworked this path",
-        "driver", f.subclass(f.AvailFlagsWithEventIdx), features=("event_idx",)),
+        "", "driver", f.subclass(f.AvailFlagsWithEventIdx), features=("event_idx",),
+        scenario="stateful"),
     Bug("used-flags-with-event-idx", "notification",
         "disable_notify sets VRING_USED_F_NO_NOTIFY although EVENT_IDX was negotiated.",
         "2.7.10.2 Device Requirements: Available Buffer Notification Suppression "
         "('the device MUST set flags to 0')", "", "device",
-        f.subclass(f.UsedFlagsWithEventIdx), features=("event_idx",)),
+        f.subclass(f.UsedFlagsWithEventIdx), features=("event_idx",),
+        scenario="stateful"),
     # --- the seed's callback races ----------------------------------------
     Bug("enable-cb-no-recheck", "callback",
         "enable_cb turns callbacks on but never re-checks the used ring, so a buffer "
@@ -165,7 +169,7 @@ BUGS: list[Bug] = [
     Bug("irq-lock-without-irqsave", "locking",
         "the tx lock is taken in the interrupt callback and, elsewhere, held in task "
         "context with interrupts enabled: an interrupt on that CPU deadlocks on it.",
-        "none (driver locking)", "lockdep's IRQ-safe -> IRQ-unsafe rule", "scenario"),
+        "none (driver locking; lockdep's irq-safe vs irq-unsafe rule)", "", "scenario"),
     Bug("tx-reap-without-lock", "locking",
         "TX completions are reaped from the interrupt path without the tx lock while "
         "xmit adds under it: two contexts operate one virtqueue at once.",
@@ -220,33 +224,39 @@ BUGS: list[Bug] = [
     Bug("used-id-unchecked", "hardening",
         "get_buf looks up the used id without checking its range or that it is a head "
         "in flight.", "2.7.8 The Virtqueue Used Ring",
-        "Linux virtio_ring BAD_RING 'id %u out of range' / 'id %u is not a head!'",
+        "the checks Linux virtio_ring.c keeps: BAD_RING 'id %u out of range' / "
+        "'id %u is not a head!'",
         "driver", f.subclass(f.UsedIdUnchecked), scenario="malicious-device"),
     Bug("used-len-unchecked", "hardening",
         "get_buf returns a used len larger than the buffer's writable part.",
         "2.7.8.2 Device Requirements: The Virtqueue Used Ring",
-        "Linux 5.16 'virtio_ring: validate used buffer length'", "driver",
+        "", "driver",
         f.subclass(f.UsedLenUnchecked), scenario="malicious-device"),
-    Bug("used-idx-jump-unchecked", "hardening",
-        "get_buf follows a used idx that ran ahead of what was made available.",
-        "2.7.8 The Virtqueue Used Ring", "", "driver",
-        f.subclass(f.UsedIdxJumpUnchecked), scenario="malicious-device"),
+    Bug("broken-not-sticky", "hardening",
+        "a device violation is reported once but the queue is not marked broken, so "
+        "the driver goes on trusting the ring the device has already corrupted.",
+        "none (driver hardening; 2.7.8 rules broken by the device)",
+        "the rule Linux virtio_ring.c's BAD_RING keeps: vq->broken set for good", "driver",
+        f.subclass(f.BrokenNotSticky), scenario="malicious-device"),
     Bug("detach-leaks-descriptors", "hardening",
         "detaching a multi-descriptor chain returns only its head to the free count.",
-        "none (driver bookkeeping)", "", "driver", f.subclass(f.DetachLeaks)),
+        "none (driver bookkeeping)", "", "driver", f.subclass(f.DetachLeaks),
+        scenario="stateful"),
     Bug("detach-double-free", "hardening",
         "detaching a one-descriptor chain pushes its descriptor on the free list twice.",
-        "none (driver bookkeeping)", "", "driver", f.subclass(f.DetachDoubleFree)),
+        "none (driver bookkeeping)", "", "driver", f.subclass(f.DetachDoubleFree),
+        scenario="stateful"),
     # --- IN_ORDER ---------------------------------------------------------
     Bug("in-order-device-reorders", "in-order",
         "with IN_ORDER negotiated the device completes the later of two buffers first; "
         "the driver takes the earlier one as used although it was not.",
         "2.7.9 In-order use of descriptors", "", "device",
-        f.subclass(f.InOrderDeviceReorders), features=("in_order",)),
+        f.subclass(f.InOrderDeviceReorders), features=("in_order",), scenario="stateful"),
     Bug("in-order-batch-skips-free", "in-order",
         "a batched used entry returns only its last buffer; the earlier buffers of the "
         "batch are never handed back.", "2.7.9 In-order use of descriptors", "",
-        "driver", f.subclass(f.InOrderBatchSkipsFree), features=("in_order",)),
+        "driver", f.subclass(f.InOrderBatchSkipsFree), features=("in_order",),
+        scenario="stateful"),
     Bug("in-order-next-unchecked", "in-order",
         "with IN_ORDER the device follows any next instead of requiring the next "
         "descriptor in table order, so it walks a chain the driver cannot have made.",

@@ -141,9 +141,9 @@ class UsedLenUnchecked(SplitDriver):
         super()._check_used(head, 0)  # id checks stay, the length bound is gone
 
 
-class UsedIdxJumpUnchecked(SplitDriver):
-    def _check_used_idx(self, used_idx: int, last: int) -> None:
-        pass
+class BrokenNotSticky(SplitDriver):
+    def _bad_ring(self, err):
+        raise err  # reports the violation, but never marks the queue broken
 
 
 class DetachLeaks(SplitDriver):

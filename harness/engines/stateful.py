@@ -3,8 +3,9 @@
 Rules:
 * The machines run in batches, in the rotation RingMachine, the
   malicious-driver machine (harness/stateful_driver.py: raw descriptor tables
-  against the device's pop), RingMachine, MaliciousDeviceMachine, until the
-  time budget is spent;
+  against the device's pop), RingMachine, MaliciousDeviceMachine (a machine
+  that only exercises a reference side is dropped when the other side is a
+  plug-in, see _rotation), until the time budget is spent;
   the budget is checked between batches, and each batch is sized from the
   speed of the previous ones so that the run ends near the budget.
 * Determinism: no example database, and each batch is seeded from
@@ -21,7 +22,7 @@ import os
 import time
 
 import hypothesis
-from hypothesis import HealthCheck, Verbosity, settings
+from hypothesis import HealthCheck, Phase, Verbosity, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from vring.contract import resolve
@@ -37,11 +38,26 @@ MAX_BATCH_SECONDS = 3.0
 ROTATION = ("ring", "driver", "ring", "hardening")
 
 
-def _settings(examples: int) -> settings:
-    return settings(max_examples=examples, database=None, deadline=None,
+def _settings(examples: int, shrink: bool = True) -> settings:
+    # shrink=False (the bug bench's time-to-detect): stop at the first failing
+    # example; its program is longer but replays the same way.
+    phases = tuple(Phase) if shrink else tuple(p for p in Phase if p is not Phase.shrink)
+    return settings(max_examples=examples, database=None, deadline=None, phases=phases,
                     derandomize=False, stateful_step_count=STEPS,
                     suppress_health_check=list(HealthCheck), report_multiple_bugs=False,
                     print_blob=False, verbosity=Verbosity.quiet)
+
+
+def _rotation(driver: str, device: str) -> tuple[str, ...]:
+    """The malicious-device machine tests only the driver and the
+    malicious-driver machine only the device: when one side is the reference
+    and the other a plug-in, the machine that exercises only the reference
+    is left out of the rotation."""
+    if driver == "reference" and device != "reference":
+        return tuple(k for k in ROTATION if k != "hardening")
+    if device == "reference" and driver != "reference":
+        return tuple(k for k in ROTATION if k != "driver")
+    return ROTATION
 
 
 def _one_line(text: str) -> str:
@@ -64,6 +80,7 @@ def run(opts) -> EngineResult:
     machines = {kind: machine_for(kind, driver, device, counter)
                 for kind in ("ring", "hardening")}
     machines["driver"] = stateful_driver.machine_for(driver, device, counter)
+    rotation = _rotation(driver, device)
     start = time.monotonic()
     batch, examples = 0, FIRST_BATCH
     result = EngineResult(engine="stateful", extra={"seed": seed})
@@ -71,7 +88,7 @@ def run(opts) -> EngineResult:
         elapsed = time.monotonic() - start
         if elapsed >= budget:
             break
-        kind = ROTATION[batch % len(ROTATION)]
+        kind = rotation[batch % len(rotation)]
         cls = machines[kind]
 
         def factory(cls=cls):
@@ -80,7 +97,8 @@ def run(opts) -> EngineResult:
         hypothesis.seed(seed * 100003 + batch)(factory)
         t0, n0 = time.monotonic(), counter[0]
         try:
-            run_state_machine_as_test(factory, settings=_settings(examples))
+            run_state_machine_as_test(factory, settings=_settings(
+                examples, shrink=getattr(opts, "shrink", True)))
         except Exception as exc:    # any failure of the implementation is a finding
             return _found(result, exc, kind, seed, driver, device, out,
                           time.monotonic() - start, counter[0], getattr(opts, "bug", None))

@@ -65,25 +65,11 @@ def linux_memory(size: int = 1 << 20, memory_class=GuestMemory, **kwargs) -> Gue
     return memory_class(size, base=base, buffer=buf, **kwargs)
 
 
-def _real_base(mem) -> int | None:
+def real_base(mem) -> int | None:
     try:
         return ctypes.addressof(ctypes.c_char.from_buffer(mem.buf))
     except (TypeError, ValueError):
         return None
-
-
-class Call:
-    """One API call in flight: its jmp_buf (C side), findings and exception."""
-
-    __slots__ = ("driver", "buf", "addr", "exc", "reports", "warnings")
-
-    def __init__(self, driver, size: int):
-        self.driver = driver
-        self.buf = ctypes.create_string_buffer(size)
-        self.addr = ctypes.addressof(self.buf)
-        self.exc = None
-        self.reports: list[tuple[int, str]] = []
-        self.warnings: list = []
 
 
 class LinuxDriver:
@@ -95,7 +81,7 @@ class LinuxDriver:
             raise LinuxFeatureUnsupported(
                 f"features {cfg.features & ~SUPPORTED:#x} not implemented by Linux "
                 f"{version} virtio_ring.c (supported: INDIRECT_DESC, EVENT_IDX, VERSION_1)")
-        if _real_base(mem) != mem.base:
+        if real_base(mem) != mem.base:
             raise LinuxMemoryError("--driver linux needs guest memory C can address: "
                                    "build it with harness.linux.driver.linux_memory()")
         self.mem = mem
@@ -115,7 +101,7 @@ class LinuxDriver:
             if self._lib.tsan:
                 self.on_access = bridge
         self._c = self._lib.lib
-        self._pool: list[Call] = []
+        self._pool: list[native.Call] = []
         self._tokens: dict[int, object] = {}
         self._writable: dict[int, int] = {}
         self._next_handle = 1
@@ -138,23 +124,7 @@ class LinuxDriver:
 
     # -- the one door into C -------------------------------------------------
     def _call(self, fn, *args, q=True, defer=False):
-        pool = self._pool
-        if self.enter is not None:
-            self.enter()
-        call = pool.pop() if pool else Call(self, self._lib.call_size)
-        token = native.CURRENT.set(call)
-        try:
-            rc = fn(call.addr, self._q, *args) if q else fn(call.addr, *args)
-        finally:
-            native.CURRENT.reset(token)
-            if self.settle is not None:
-                self.settle()            # the last access of the call (bridge.py)
-        exc, reports, warnings = call.exc, call.reports, call.warnings
-        if exc is not None or reports or warnings:
-            call.exc, call.reports, call.warnings = None, [], []
-        pool.append(call)
-        if reports:
-            self.log.extend(reports)
+        rc, exc, reports, warnings = native.invoke(self, fn, *args, q=q)
         if rc == native.ABORTED:
             # C was abandoned mid-way: its state may be half-updated, so the
             # queue is dead for good (as after a kernel BUG).

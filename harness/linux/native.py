@@ -35,7 +35,7 @@ ABORTED = -1000
 MB, RMB, WMB = 0, 1, 2
 BUG, WARN = 0, 1
 
-#: The API call in progress in this greenlet/context (a driver.Call), or None.
+#: The API call in progress in this greenlet/context (a Call), or None.
 CURRENT: ContextVar = ContextVar("vringfuzz_linux_call", default=None)
 
 _BARRIER = CFUNCTYPE(c_size_t, c_int)
@@ -242,3 +242,46 @@ def load_path(path) -> Library:
                                   f"`vringfuzz linux build --patch FILE.diff`)")
         lib = _LOADED[key] = Library(key)
     return lib
+
+
+class Call:
+    """One API call in flight: its jmp_buf (C side), findings and exception."""
+
+    __slots__ = ("driver", "buf", "addr", "exc", "reports", "warnings")
+
+    def __init__(self, side, size: int):
+        self.driver = side
+        self.buf = ctypes.create_string_buffer(size)
+        self.addr = ctypes.addressof(self.buf)
+        self.exc = None
+        self.reports: list[tuple[int, str]] = []
+        self.warnings: list = []
+
+
+def invoke(side, fn, *args, q=True):
+    """Run one C entry point for a driver or device object: the one door into C.
+
+    `side` has `_pool` (reusable Call records), `_lib`, `_q` (the C queue),
+    `enter`/`settle` (the access bridge's hooks, or None) and `log`.  Returns
+    (rc, exc, reports, warnings); the caller decides what an abort means for
+    its own state.
+    """
+    pool = side._pool
+    if side.enter is not None:
+        side.enter()
+    call = pool.pop() if pool else Call(side, side._lib.call_size)
+    token = CURRENT.set(call)
+    try:
+        rc = fn(call.addr, side._q, *args) if q else fn(call.addr, *args)
+    finally:
+        CURRENT.reset(token)
+        if side.settle is not None:
+            side.settle()            # the last access of the call (bridge.py)
+    exc, reports, warnings = call.exc, call.reports, call.warnings
+    if exc is not None or reports or warnings:
+        call.exc, call.reports, call.warnings = None, [], []
+    pool.append(call)
+    if reports:
+        side.log.extend(reports)
+    return rc, exc, reports, warnings
+

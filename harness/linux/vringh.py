@@ -55,7 +55,7 @@ from vring.layout import SplitLayout, avail_size, desc_table_size, used_size
 from vring.split.chain import Chain
 
 from . import native
-from .driver import Call, _real_base
+from .driver import real_base
 from .errors import LinuxFeatureUnsupported, LinuxMemoryError, VringhRejected
 
 #: Feature bits vringh.c implements (it has no IN_ORDER and no packed ring).
@@ -105,7 +105,7 @@ class VringhDevice:
             raise LinuxFeatureUnsupported(
                 f"features {cfg.features & ~SUPPORTED:#x} not implemented by Linux "
                 f"{version} vringh.c (supported: INDIRECT_DESC, EVENT_IDX, VERSION_1)")
-        if _real_base(mem) != mem.base:
+        if real_base(mem) != mem.base:
             raise LinuxMemoryError("--device linux-vringh needs guest memory C can address: "
                                    "build it with harness.linux.driver.linux_memory()")
         for what, addr, n in (("desc", cfg.desc, desc_table_size(cfg.size)),
@@ -135,7 +135,7 @@ class VringhDevice:
             self.enter = getattr(bridge, "enter", None)
             if self._lib.tsan:
                 self.on_access = bridge
-        self._pool: list[Call] = []
+        self._pool: list[native.Call] = []
         # Looked up per call, so a memory model swapped in later is honoured.
         self._barrier = (lambda: self.mem.mb(), lambda: self.mem.rmb(),
                          lambda: self.mem.wmb())
@@ -167,23 +167,7 @@ class VringhDevice:
     def _call(self, fn, *args, q=True):
         if self.broken:
             raise QueueBroken("the vringh device was abandoned in the middle of a call")
-        pool = self._pool
-        if self.enter is not None:
-            self.enter()
-        call = pool.pop() if pool else Call(self, self._lib.call_size)
-        token = native.CURRENT.set(call)
-        try:
-            rc = fn(call.addr, self._q, *args) if q else fn(call.addr, *args)
-        finally:
-            native.CURRENT.reset(token)
-            if self.settle is not None:
-                self.settle()            # the last access of the call (bridge.py)
-        exc, reports, warnings = call.exc, call.reports, call.warnings
-        if exc is not None or reports or warnings:
-            call.exc, call.reports, call.warnings = None, [], []
-        pool.append(call)
-        if reports:
-            self.log.extend(reports)
+        rc, exc, reports, warnings = native.invoke(self, fn, *args, q=q)
         if rc == native.ABORTED:
             # vringh's positions may be half-updated (e.g. used entry written,
             # used idx not): the device is dead, as after a kernel BUG.

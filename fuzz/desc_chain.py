@@ -19,28 +19,15 @@ Anything else crashes: another exception, a BadAddress escaping, or more than
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import struct
 import sys
 from dataclasses import replace
 
 
-def _instrumentation():
-    # FACTS.md: only modules imported inside instrument_imports are covered,
-    # so the ring (and a plug-in's package) is imported here, up front.  Off
-    # unless fuzzing, so pytest imports stay cheap.
-    if __name__ != "__main__" and os.environ.get("VRINGFUZZ_INSTRUMENT") != "1":
-        return contextlib.nullcontext()
-    import atheris
-    include = ["vring"]
-    spec = os.environ.get("VRINGFUZZ_DEVICE", "")
-    if ":" in spec:
-        include.append(spec.split(":", 1)[0].split(".", 1)[0])
-    return atheris.instrument_imports(include=include)
+from fuzz.instrument import instrumentation  # noqa: E402  (imports no vring)
 
-
-with _instrumentation():
+with instrumentation(__name__ == "__main__", "VRINGFUZZ_DEVICE"):
     import vring.split.device  # noqa: F401  (the reference, instrumented)
     from vring.contract import setup_queue
     from vring.errors import BadAddress, DriverViolation

@@ -33,28 +33,13 @@ choose everything else.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 
 
-def _instrumentation():
-    # FACTS.md: only modules imported inside instrument_imports are covered.
-    # Only the ring (and a plug-in's package) is: instrumenting the scenarios
-    # and the zoo too cut execs/s from ~430 to ~150 (3,000 runs from the
-    # seeds), and the scheduler's own coverage says nothing about the ring.
-    if __name__ != "__main__" and os.environ.get("VRINGFUZZ_INSTRUMENT") != "1":
-        return contextlib.nullcontext()
-    import atheris
-    include = ["vring"]
-    for env in ("VRINGFUZZ_DRIVER", "VRINGFUZZ_DEVICE"):
-        spec = os.environ.get(env, "")
-        if ":" in spec:
-            include.append(spec.split(":", 1)[0].split(".", 1)[0])
-    return atheris.instrument_imports(include=include)
+from fuzz.instrument import instrumentation  # noqa: E402  (imports no vring)
 
-
-with _instrumentation():
+with instrumentation(__name__ == "__main__", "VRINGFUZZ_DRIVER", "VRINGFUZZ_DEVICE"):
     import vring.split.device  # noqa: F401  (the reference, instrumented)
     import vring.split.driver  # noqa: F401
     import vring.drafts  # noqa: F401

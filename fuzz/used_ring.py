@@ -18,26 +18,15 @@ head!", 5.16 "validate used buffer length"):
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import struct
 import sys
 from dataclasses import replace
 
 
-def _instrumentation():
-    # As in desc_chain.py (FACTS.md: import the ring inside instrument_imports).
-    if __name__ != "__main__" and os.environ.get("VRINGFUZZ_INSTRUMENT") != "1":
-        return contextlib.nullcontext()
-    import atheris
-    include = ["vring"]
-    spec = os.environ.get("VRINGFUZZ_DRIVER", "")
-    if ":" in spec:
-        include.append(spec.split(":", 1)[0].split(".", 1)[0])
-    return atheris.instrument_imports(include=include)
+from fuzz.instrument import instrumentation  # noqa: E402  (imports no vring)
 
-
-with _instrumentation():
+with instrumentation(__name__ == "__main__", "VRINGFUZZ_DRIVER"):
     import vring.split.driver  # noqa: F401  (the reference, instrumented)
     from vring.contract import setup_queue
     from vring.errors import (DeviceViolation, InvalidRequest, QueueBroken,

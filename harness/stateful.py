@@ -27,6 +27,7 @@ from hypothesis.stateful import (RuleBasedStateMachine, initialize, precondition
 
 from .oracles import finding_for
 from .result import Finding
+from .stateful_driver import MaliciousDriverModel
 from .stateful_models import (FEATURES, MAX_ELEMS, MAX_LEN, SIZES, HardeningModel,
                               RingModel, _Model, features_word)
 
@@ -194,7 +195,8 @@ def machine_for(kind: str, driver: str = "reference", device: str = "reference",
 
 
 MACHINES = {"ring": RingMachine, "hardening": MaliciousDeviceMachine}
-MODELS = {"ring": RingModel, "hardening": HardeningModel}
+MODELS = {"ring": RingModel, "hardening": HardeningModel,
+          "driver": MaliciousDriverModel}   # the last from stateful_driver.py
 
 
 # --- replay ---------------------------------------------------------------------------
@@ -203,9 +205,6 @@ def replay_ops(doc: dict) -> Finding | None:
     """Re-run a stateful repro's operations; the Finding it still shows, or None."""
     from .repro import ReproError
     kind = (doc.get("params") or {}).get("machine", "ring")
-    if kind == "driver":  # the malicious-driver machine lives in stateful_driver.py
-        from .stateful_driver import replay_driver_ops
-        return replay_driver_ops(doc)
     ops = doc.get("ops")
     if kind not in MODELS or not ops or ops[0][0] != "init":
         raise ReproError(f"stateful repro needs params.machine in {sorted(MODELS)} and ops "

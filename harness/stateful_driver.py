@@ -11,7 +11,7 @@ Rules and theory of operation:
   the interface of harness/stateful.py's models: `Model(size, features,
   driver, device)`, `apply(name, **args)` records every operation before it
   runs and attaches the program to the failure as `stateful_ops`, so a repro
-  replays without Hypothesis (`replay_driver_ops`).
+  replays without Hypothesis (`harness.stateful.replay_ops`).
 * The oracle is the fuzz target's, shared on purpose (one contract, two
   drivers): each pop is judged against fuzz.desc_chain.rewalk, an independent
   walk of the bytes.  pop returns None exactly when nothing is pending, a
@@ -37,8 +37,6 @@ from vring.features import F_IN_ORDER, F_INDIRECT_DESC, F_VERSION_1
 from vring.layout import SplitLayout
 from vring.platform import Platform
 
-from .oracles import finding_for
-from .result import Finding
 
 SIZES = (1, 2, 4, 8)
 TABLE_ENTRIES = 8          # the one indirect table the driver may point at
@@ -287,25 +285,4 @@ def machine_for(driver: str = "reference", device: str = "reference",
                 {"driver_spec": driver, "device_spec": device, "counter": counter})
 
 
-def replay_driver_ops(doc: dict) -> Finding | None:
-    """Re-run a recorded program; the Finding it still shows, or None."""
-    ops = doc.get("ops") or []
-    if not ops or ops[0][0] != "init":
-        from .repro import ReproError
-        raise ReproError("malicious-driver repro needs ops starting with 'init'")
-    init = ops[0][1]
-    try:
-        model = MaliciousDriverModel(init["size"], init["features"],
-                                     doc.get("driver", "reference"),
-                                     doc.get("device", "reference"))
-        for name, args in ops[1:]:
-            model.apply(name, **args)
-    except Exception as exc:    # every failure is a finding; finding_for names it
-        finding = finding_for(exc)
-        finding.repro = doc
-        return finding
-    return None
-
-
-__all__ = ["MaliciousDriverModel", "MaliciousDriverMachine", "machine_for",
-           "replay_driver_ops"]
+__all__ = ["MaliciousDriverModel", "MaliciousDriverMachine", "machine_for"]

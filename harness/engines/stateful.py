@@ -127,8 +127,7 @@ def _found(result, exc, kind, seed, driver, device, out, seconds, runs,
     doc = repro.make_doc("stateful", signature={"oracle": finding.oracle, "message": message},
                          params={"machine": kind}, ops=ops, seed=seed,
                          driver=driver, device=device, bug=bug)
-    again = (stateful_driver.replay_driver_ops(doc) if kind == "driver"
-             else replay_ops(doc))
+    again = replay_ops(doc)
     result.extra["replays"] = again is not None and again.oracle == finding.oracle
     result.extra["ops"] = len(ops)
     if out is not None:

@@ -29,12 +29,12 @@ def test_preemption_bound_zero_leaves_only_the_two_serial_schedules():
 
 
 def test_sleep_sets_run_one_complete_execution_when_all_points_commute():
-    rep = explore(_two_tasks([(0x10, 0x20), (0x30, 0x40)]), preemption_bound=None, por=True)
+    rep = explore(_two_tasks([(0x10, 0x20), (0x30, 0x40)]), preemption_bound=None, por="sleep")
     assert rep.exhausted and rep.complete == 1 and rep.pruned > 0
 
 
 def test_sleep_sets_keep_all_six_when_every_point_conflicts():
-    rep = explore(_two_tasks([(0x10, 0x10), (0x10, 0x10)]), preemption_bound=None, por=True)
+    rep = explore(_two_tasks([(0x10, 0x10), (0x10, 0x10)]), preemption_bound=None, por="sleep")
     assert rep.exhausted and rep.complete == 6 and rep.pruned == 0
 
 
@@ -46,8 +46,10 @@ def test_sleep_sets_keep_the_three_traces_of_store_buffering():
         s.spawn("b", lambda: (s.point("w16", 0x20, 1), s.point("r16", 0x10)))
         return s.run()
     full = explore(make_run, preemption_bound=None, por=False)
-    por = explore(make_run, preemption_bound=None, por=True)
+    por = explore(make_run, preemption_bound=None, por="sleep")
+    dpor = explore(make_run, preemption_bound=None, por=True)
     assert full.executions == 6 and por.complete == 3 and por.exhausted
+    assert dpor.complete == 3 and dpor.exhausted
 
 
 def test_deadlock_names_every_blocked_task_and_its_reason():

@@ -1,7 +1,7 @@
 """`--engine explore`: bounded exhaustive search of the small configuration.
 
-Every schedule within --preemption-bound (CHESS) is run once, pruned by sleep
-sets; the result says how many interleavings ran and whether the bounded space
+Every schedule within --preemption-bound (CHESS) is run once, reduced by
+dynamic partial-order reduction (harness/sched/dpor.py); the result says how many interleavings ran and whether the bounded space
 was exhausted before the time budget.
 """
 from __future__ import annotations
@@ -53,10 +53,10 @@ def _explore(opts) -> EngineResult:
                       seed=None, out=getattr(opts, "out", None),
                       extra={"memory_model": params["memory_model"], "exhausted": rep.exhausted,
                              "interleavings": rep.complete, "pruned": rep.pruned,
-                             "preemption_bound": bound})
+                             "races": rep.races, "preemption_bound": bound})
     if report is None:
         res.extra["scenario"] = params["scenario"]
         state = "exhausted" if rep.exhausted else "not exhausted (time budget)"
-        res.message = (f"{rep.complete} interleavings, {rep.pruned} pruned by sleep sets, "
+        res.message = (f"{rep.complete} interleavings, {rep.races} races found by DPOR, "
                        f"bound {bound}: {state}")
     return res

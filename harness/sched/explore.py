@@ -1,4 +1,4 @@
-"""Bounded exhaustive exploration: stateless DFS with a preemption bound and sleep sets.
+"""Bounded exhaustive exploration: stateless DFS, preemption bound, sleep sets, DPOR.
 
 Theory of operation:
 * Each execution re-runs the program from scratch (make_run builds a fresh
@@ -21,6 +21,14 @@ Theory of operation:
   everything, so the reduction stays sound for new instrumentation.
   With a preemption bound the combination is the usual best effort, not a
   completeness guarantee.
+* DPOR (por=True or "dpor", the default; dpor.py): a decision explores only
+  its backtrack set - the default choice plus what race detection adds
+  (Flanagan & Godefroid 2005, with Coons et al. 2013's conservative points
+  for the bound) - instead of every option.  por="sleep" is sleep sets
+  alone, por=False the plain bounded DFS (for the benchmark's ratio).
+  DPOR with a bound runs without sleep sets (see dpor.py); it is checked
+  against the plain search outcome for outcome in tests/test_sched_explore.py.
+  Sleep sets alone with a bound are NOT complete (the same tests show it).
 * Data choices (choose_int) are nodes whose values are all explored, at no
   preemption cost, with the sleep set carried through unchanged.
 * Determinism is required: replaying a prefix must offer the same options
@@ -31,12 +39,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from .dpor import RaceTracker
 from .runtime import ABANDON, Abandoned, RunOutcome
+from .source import ACTION_BASE
 
 #: kind -> (width or None for "use b", is_write)
 _MEM = {"r16": (2, False), "r32": (4, False), "r64": (8, False), "read": (None, False),
         "w16": (2, True), "w32": (4, True), "w64": (8, True), "write": (None, True),
-        "drain": (None, True), "stale": (None, True)}
+        "drain": (8, True), "stale": (None, True)}   # drain: b is the value; 8 covers it
 _LOCK = frozenset(("lock", "unlock", "trylock", "acquire", "release"))
 _LOCAL = frozenset(("yield",))
 
@@ -79,7 +89,7 @@ def independent(op1, op2) -> bool:
 
 class _Node:
     __slots__ = ("options", "current", "chosen", "explored", "tried", "sleep", "ops",
-                 "pre", "data")
+                 "pre", "data", "backtrack", "mark")
 
     def __init__(self, options, current, pre, data):
         self.options = options
@@ -91,6 +101,8 @@ class _Node:
         self.tried: set = set()     # explored or skipped
         self.sleep: dict = {}       # option -> op, asleep at this node
         self.ops: dict = {}
+        self.backtrack: set | None = None   # DPOR: what to explore here (None: all)
+        self.mark = None                    # DPOR: the race tracker's state here
 
     def cost(self, c) -> int:
         return int(not self.data and self.current is not None and c != self.current)
@@ -99,11 +111,19 @@ class _Node:
 class ExploreSource:
     """The DFS as a schedule source; drive it with explore()."""
 
-    def __init__(self, *, preemption_bound: int | None = 2, por: bool = True):
+    def __init__(self, *, preemption_bound: int | None = 2, por: bool | str = True):
+        if por not in (True, False, "dpor", "sleep"):
+            raise ValueError(f"por={por!r}: expected True/'dpor', 'sleep' or False")
         self.preemption_bound = preemption_bound
-        self.por = por
-        self.wants_ops = por
-        self.sees_forced = por
+        self.por = bool(por)
+        self.dpor = por is True or por == "dpor"
+        self.wants_ops = self.por
+        self.sees_forced = self.por
+        self.tracker = RaceTracker() if self.dpor else None
+        # Sleep sets assume any order of commuting steps can be explored; a
+        # bound forbids some (tests/test_sched_explore.py: SB under tso at
+        # bound 0), so DPOR keeps them only for unbounded searches.
+        self.sleep_sets = self.por and (not self.dpor or preemption_bound is None)
         self.pruned = 0
         self.bounded = 0
         self.exhausted = False
@@ -111,6 +131,7 @@ class ExploreSource:
         self._depth = 0
         self._started = False
         self._sched = None
+        self._redo = -1
 
     def bind(self, sched) -> None:
         self._sched = sched
@@ -122,14 +143,18 @@ class ExploreSource:
             self.exhausted = True
             return False
         self._depth = 0
+        self._redo = len(self._stack) - 1       # the decision whose choice changed
+        if self.tracker is not None and self._stack:
+            self.tracker.rewind(self._stack[-1].mark)
         return True
 
     def _backtrack(self) -> bool:
         stack, bound = self._stack, self.preemption_bound
         while stack:
             node = stack[-1]
+            bt = node.backtrack
             for alt in node.options:
-                if alt in node.tried:
+                if alt in node.tried or (bt is not None and alt not in bt):
                     continue
                 node.tried.add(alt)
                 if alt in node.sleep:
@@ -149,7 +174,7 @@ class ExploreSource:
         parent = stack[-1] if stack else None
         pre = parent.pre + parent.cost(parent.chosen) if parent else 0
         node = _Node(options, current, pre, data)
-        if self.por and parent is not None:
+        if self.sleep_sets and parent is not None:
             if parent.data:
                 node.sleep = dict(parent.sleep)
             else:
@@ -172,11 +197,24 @@ class ExploreSource:
             if node.data or node.options != options:
                 raise ExploreDivergence(f"decision {d}: options {list(options)}, "
                                         f"first run had {list(node.options)}")
+            tr = self.tracker
+            if tr is not None and d == self._redo:
+                # Rewound to this decision's mark: its new choice is the next event.
+                tr.observe(node, False, self._sched)
+                c = node.chosen
+                tr.record(node, c, node.ops.get(c), self._sched)
             return node.chosen
         node = self._new_node(options, current, False)
+        fps = None
         if self.por:
             op_of = self._sched.op_of
             node.ops = {o: op_of(o) for o in options}
+            tr = self.tracker
+            if tr is not None:
+                node.mark = tr.mark()
+                fps = tr.observe(node, True, self._sched)
+                # A pending memory-model action: expand fully (dpor.py, rules).
+                node.backtrack = (set(options) if options[-1] >= ACTION_BASE else set())
         sleep = node.sleep
         awake = [o for o in options if o not in sleep]
         if not awake:
@@ -192,6 +230,9 @@ class ExploreSource:
         node.explored.append(c)
         node.tried.add(c)
         self._stack.append(node)
+        if fps is not None:
+            node.backtrack.add(c)
+            self.tracker.record(node, c, node.ops.get(c), self._sched, fps[c])
         return c
 
     def choose_int(self, n: int) -> int:
@@ -207,6 +248,8 @@ class ExploreSource:
                                         "where the first run had a different decision")
             return node.chosen
         node = self._new_node(options, None, True)
+        if self.tracker is not None:
+            node.mark = self.tracker.mark()
         node.chosen = 0
         node.explored.append(0)
         node.tried.add(0)
@@ -220,6 +263,7 @@ class ExploreReport:
     pruned: int = 0                 # alternatives skipped because asleep
     bounded: int = 0                # alternatives skipped by the preemption bound
     sleep_blocked: int = 0          # runs stopped as redundant (every option asleep)
+    races: int = 0                  # DPOR: races found (backtrack points added)
     exhausted: bool = False         # the whole (bounded) space was covered
     failure: RunOutcome | None = None
 
@@ -233,7 +277,7 @@ class ExploreReport:
         return self.failure is not None
 
 
-def explore(make_run, *, preemption_bound: int | None = 2, por: bool = True,
+def explore(make_run, *, preemption_bound: int | None = 2, por: bool | str = True,
             max_executions: int | None = None, deadline: float | None = None
             ) -> ExploreReport:
     """Run make_run(source) -> RunOutcome over every schedule within the bound.
@@ -262,4 +306,5 @@ def explore(make_run, *, preemption_bound: int | None = 2, por: bool = True,
             break
     rep.pruned = src.pruned
     rep.bounded = src.bounded
+    rep.races = src.tracker.races if src.tracker is not None else 0
     return rep

@@ -158,6 +158,7 @@ class DescChainTarget:
         pos = 0
         for _ in range(cfg_pops(inp.pops)):
             pending = (avail_idx - pos) & 0xFFFF
+            head = None
             if pending == 0:
                 expect = ("none",)
             elif pending > size:
@@ -165,35 +166,50 @@ class DescChainTarget:
             else:
                 head = U16.unpack_from(mem.buf, cfg.avail + 4 + 2 * (pos % size) - MEM_BASE)[0]
                 expect = rewalk(mem.buf, cfg.desc, size, head, features)
-            mem.limit(access_budget(size))
-            try:
-                chain = dev.pop()
-            except FuzzFinding:
-                raise
-            except DriverViolation as e:
-                if type(e) is DriverViolation:
-                    raise unexpected("pop", e) from e  # a leaf must say which rule
-                if expect[0] != "bad":
-                    raise WrongVerdict(f"pop rejected a valid chain at avail slot {pos}: "
-                                       f"{type(e).__name__}: {e}") from e
+            if judge_pop(dev.pop, mem, expect, head, pos, access_budget(size)) is None:
                 return
-            except BadAddress as e:
-                raise EscapedBadAddress(f"pop let BadAddress escape: {e}") from e
-            except Exception as e:  # noqa: BLE001
-                raise unexpected("pop", e) from e
-            if mem.exceeded:
-                raise AccessBudgetExceeded(
-                    f"pop swallowed the access budget stop ({access_budget(size)} accesses)")
-            if chain is None:
-                if expect[0] != "none":
-                    raise WrongVerdict(f"pop returned None with {pending} buffer(s) pending")
-                return
-            if expect[0] == "none":
-                raise WrongVerdict(f"pop returned a chain with nothing pending (slot {pos})")
-            if expect[0] == "bad":
-                raise WrongVerdict(f"pop accepted an invalid chain at slot {pos}: {expect[1]}")
-            check_chain(chain, head, expect)
             pos += 1
+
+
+def judge_pop(pop, mem, expect, head, pos: int, budget: int):
+    """Call a device's pop under an access budget and judge it by the re-walk.
+
+    The oracle of this target, shared with the malicious-driver state machine
+    (harness/stateful_driver.py): pop returns None only with nothing pending,
+    rejects exactly the chains the re-walk calls bad (with a rule's leaf, never
+    the bare DriverViolation), accepts the others as the re-walk sees them, and
+    stops within the budget.  Returns the accepted chain, or None.
+    """
+    mem.limit(budget)
+    try:
+        chain = pop()
+    except FuzzFinding:
+        raise
+    except DriverViolation as e:
+        if type(e) is DriverViolation:
+            raise unexpected("pop", e) from e  # a leaf must say which rule
+        if expect[0] != "bad":
+            raise WrongVerdict(f"pop rejected a valid chain at avail slot {pos}: "
+                               f"{type(e).__name__}: {e}") from e
+        return None
+    except BadAddress as e:
+        raise EscapedBadAddress(f"pop let BadAddress escape: {e}") from e
+    except Exception as e:  # noqa: BLE001  (anything else is the finding)
+        raise unexpected("pop", e) from e
+    finally:
+        mem.limit(1 << 62)
+    if mem.exceeded:
+        raise AccessBudgetExceeded(f"pop swallowed the access budget stop ({budget} accesses)")
+    if chain is None:
+        if expect[0] != "none":
+            raise WrongVerdict(f"pop returned None with buffers pending ({expect[0]})")
+        return None
+    if expect[0] == "none":
+        raise WrongVerdict(f"pop returned a chain with nothing pending (slot {pos})")
+    if expect[0] == "bad":
+        raise WrongVerdict(f"pop accepted an invalid chain at slot {pos}: {expect[1]}")
+    check_chain(chain, head, expect)
+    return chain
 
 
 _target: DescChainTarget | None = None

@@ -11,8 +11,9 @@ Rules:
 * Determinism: no example database, and each batch is seeded from
   (seed, batch number) through `hypothesis.seed`, so one seed replays the same
   campaign.  With no --seed a seed is drawn from os.urandom and reported.
-* A failure becomes the shrunk program of operations (`exc.stateful_ops`), a
-  repro document (`harness.repro.make_doc(engine="stateful", ops=...)`) that
+* A failure becomes the program of operations that failed (`exc.stateful_ops`),
+  shrunk by at most SHRINK_CALLS replays of ddmin (Hypothesis's own shrinking
+  is off: it has no time bound), as a repro document (`harness.repro.make_doc(engine="stateful", ops=...)`) that
   `harness.stateful.replay_ops` re-runs without Hypothesis; the engine replays
   it once and reports whether the replay shows the same oracle.
 """
@@ -30,6 +31,7 @@ from vring.contract import resolve
 from .. import repro, stateful_driver
 from ..oracles import finding_for
 from ..result import EngineResult
+from ..minimize import ddmin
 from ..stateful import machine_for, replay_ops
 
 STEPS = 50              # stateful_step_count per example
@@ -38,10 +40,15 @@ MAX_BATCH_SECONDS = 3.0
 ROTATION = ("ring", "driver", "ring", "hardening")
 
 
-def _settings(examples: int, shrink: bool = True) -> settings:
-    # shrink=False (the bug bench's time-to-detect): stop at the first failing
-    # example; its program is longer but replays the same way.
-    phases = tuple(Phase) if shrink else tuple(p for p in Phase if p is not Phase.shrink)
+#: Replays the shrinker may spend on a failing program (deterministic, unlike a clock).
+SHRINK_CALLS = 300
+
+
+def _settings(examples: int) -> settings:
+    # Hypothesis's own shrinking has no time bound (it ran a 20 s check past a
+    # minute); the engine stops at the first failing example and shrinks the
+    # recorded program itself with a bounded ddmin over replays (_shrunk).
+    phases = tuple(p for p in Phase if p is not Phase.shrink)
     return settings(max_examples=examples, database=None, deadline=None, phases=phases,
                     derandomize=False, stateful_step_count=STEPS,
                     suppress_health_check=list(HealthCheck), report_multiple_bugs=False,
@@ -97,11 +104,11 @@ def run(opts) -> EngineResult:
         hypothesis.seed(seed * 100003 + batch)(factory)
         t0, n0 = time.monotonic(), counter[0]
         try:
-            run_state_machine_as_test(factory, settings=_settings(
-                examples, shrink=getattr(opts, "shrink", True)))
+            run_state_machine_as_test(factory, settings=_settings(examples))
         except Exception as exc:    # any failure of the implementation is a finding
             return _found(result, exc, kind, seed, driver, device, out,
-                          time.monotonic() - start, counter[0], getattr(opts, "bug", None))
+                          time.monotonic() - start, counter[0], getattr(opts, "bug", None),
+                          shrink=getattr(opts, "shrink", True))
         per_example = (time.monotonic() - t0) / max(counter[0] - n0, 1)
         left = budget - (time.monotonic() - start)
         examples = max(1, int(min(left, MAX_BATCH_SECONDS) / max(per_example, 1e-4)))
@@ -112,8 +119,18 @@ def run(opts) -> EngineResult:
     return result
 
 
+def _shrunk(doc: dict, oracle: str) -> dict:
+    """The shortest program ddmin finds that still fails with the same oracle."""
+    init, body = doc["ops"][0], doc["ops"][1:]
+
+    def fails(sub):
+        again = replay_ops(dict(doc, ops=[init, *sub]))
+        return again is not None and again.oracle == oracle
+    return dict(doc, ops=[init, *ddmin(body, fails, budget=SHRINK_CALLS)])
+
+
 def _found(result, exc, kind, seed, driver, device, out, seconds, runs,
-           bug=None) -> EngineResult:
+           bug=None, shrink: bool = True) -> EngineResult:
     finding = finding_for(exc)
     message = _one_line(finding.message)
     ops = getattr(exc, "stateful_ops", None)
@@ -127,9 +144,11 @@ def _found(result, exc, kind, seed, driver, device, out, seconds, runs,
     doc = repro.make_doc("stateful", signature={"oracle": finding.oracle, "message": message},
                          params={"machine": kind}, ops=ops, seed=seed,
                          driver=driver, device=device, bug=bug)
+    if shrink:
+        doc = _shrunk(doc, finding.oracle)
     again = replay_ops(doc)
     result.extra["replays"] = again is not None and again.oracle == finding.oracle
-    result.extra["ops"] = len(ops)
+    result.extra["ops"] = len(doc["ops"])
     if out is not None:
         result.repro = str(repro.save(doc, out))
     return result

@@ -254,8 +254,9 @@ class TSOMemory(ModelMemory):
             self.buf[off:off + n] = data
             return
         view = self._view(cur.id)
-        view.buf.append(_Entry(addr, n, data, value, view.epoch))
-        self._offer(view)
+        e = _Entry(addr, n, data, value, view.epoch)
+        view.buf.append(e)
+        self._offer_new(view, e)
 
     def write16(self, addr, value):
         value &= 0xFFFF
@@ -300,6 +301,12 @@ class TSOMemory(ModelMemory):
         """Make the drainable entries of view's buffer scheduler choices (TSO: the oldest)."""
         if view.buf and view.buf[0].action is None:
             self._add_drain(view, view.buf[0])
+
+    def _offer_new(self, view: _View, e: _Entry) -> None:
+        """_offer after appending e: every older entry is already offered if it
+        can be (the invariant _offer keeps), so only e can become a choice."""
+        if view.buf[0] is e:
+            self._add_drain(view, e)
 
     def _add_drain(self, view, e) -> None:
         e.action = self.sched.add_pending(
@@ -388,6 +395,18 @@ class RelaxedMemory(TSOMemory):
                                             for o in buf[:i]):
                 self._add_drain(view, e)
 
+    def _offer_new(self, view: _View, e: _Entry) -> None:
+        buf = view.buf
+        if e.epoch != buf[0].epoch:
+            return
+        a, n = e.addr, e.n
+        for o in buf:
+            if o is e:
+                self._add_drain(view, e)
+                return
+            if o.addr < a + n and a < o.addr + o.n:
+                return
+
     def _invalidate(self, view: _View, e: _Entry, old: bytes) -> None:
         # Our own older stale bytes there are superseded by our own store.
         mine = [s for s in view.stale if _overlaps(s.addr, s.n, e.addr, e.n)]
@@ -399,17 +418,24 @@ class RelaxedMemory(TSOMemory):
             other = self._view(t.id)
             if any(s.addr == e.addr and s.n == e.n for s in other.stale):
                 continue
-            other.stale.append(_Entry(e.addr, e.n, old, _shown(old), 0))
-            self._offer_stale(other)
+            s = _Entry(e.addr, e.n, old, _shown(old), 0)
+            other.stale.append(s)
+            # As _offer_stale, for the one new entry: a choice unless an older
+            # stale entry overlaps it (per address in arrival order).
+            if not any(o.addr < s.addr + s.n and s.addr < o.addr + o.n
+                       for o in other.stale[:-1]):
+                self._add_stale(other, s)
 
     def _offer_stale(self, view: _View) -> None:
         st = view.stale
         for i, s in enumerate(st):
             if s.action is None and not any(_overlaps(o.addr, o.n, s.addr, s.n)
                                             for o in st[:i]):
-                s.action = self.sched.add_pending(
-                    Action(view.tid, "stale", s.addr, s.n,
-                           lambda v=view, s=s: self._remove_stale(v, s)))
+                self._add_stale(view, s)
+
+    def _add_stale(self, view: _View, s: _Entry) -> None:
+        s.action = self.sched.add_pending(
+            Action(view.tid, "stale", s.addr, s.n, lambda: self._remove_stale(view, s)))
 
     def _remove_stale(self, view: _View, s: _Entry) -> None:
         """Action (or cleanup): view stops seeing the old bytes of s."""

@@ -102,6 +102,25 @@ def test_the_same_bytes_give_the_same_schedule():
 
 # --- the input format -----------------------------------------------------------
 
+class _NoFastPath(FuzzSource):
+    keeps = None        # the runtime then asks choose() at every decision
+
+
+def test_the_keep_fast_path_decides_exactly_as_choose():
+    """Scheduler + FuzzSource.keeps() must record the same schedule, steps and
+    verdict as choose() alone, over every scenario and memory model."""
+    rng = random.Random(3)
+    target = ScheduleTarget(driver="reference", device="reference", bug="")
+    for k in range(60):
+        data = bytes([k % len(SCENARIOS), k % 3 | rng.randrange(256) & ~3, rng.randrange(256),
+                      rng.randrange(256)]) + rng.randbytes(rng.randrange(0, 400))
+        params = target.params(data)
+        fast = run_once(params, FuzzSource(data[HEADER:]), trace=False)
+        slow = run_once(params, _NoFastPath(data[HEADER:]), trace=False)
+        assert (fast.schedule, fast.steps, fast.finding) == (slow.schedule, slow.steps,
+                                                             slow.finding), data.hex()
+
+
 def test_decoding_params_is_total():
     rng = random.Random(9)
     for data in [b""] + [rng.randbytes(rng.randrange(8)) for _ in range(200)]:

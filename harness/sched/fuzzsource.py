@@ -50,6 +50,17 @@ class FuzzSource:
     def exhausted(self) -> bool:
         return self.pos >= len(self.data)
 
+    def keeps(self) -> bool:
+        """The runtime's fast path at a point with several options: True (and
+        the byte consumed) when the next byte keeps the running task, exactly
+        as choose() would answer; False leaves the byte to choose()."""
+        pos = self.pos
+        if pos < len(self.data) and self.data[pos] < PREEMPT:
+            self.pos = pos + 1
+            self.decisions += 1
+            return True
+        return False
+
     def choose(self, options, current):
         self.decisions += 1
         pos = self.pos

@@ -190,11 +190,16 @@ class Scheduler:
         self._choices: list[int] = []
         self._choose = source.choose
         self._choose_int = source.choose_int
+        # Optional fast path (FuzzSource): keeps() -> True when the next decision
+        # continues the running task, so the options need not be computed.
+        self._keeps = getattr(source, "keeps", None)
         self._want_ops = bool(getattr(source, "wants_ops", False))
         # Sources that prune (explore's sleep sets) also see forced points.
         self._single = bool(getattr(source, "sees_forced", False))
-        self._opts: tuple | None = ()         # cached options while nothing is blocked
+        self._opts: tuple | None = ()         # cached: unblocked tasks, then pending actions
+        self._topts: tuple | None = ()        # cached: unblocked live task ids
         self._alive: list[Task] = []
+        self._blocked: list[Task] = []      # tasks parked in block(), their ready() re-checked
         self._nblocked = 0
         self._pending: dict[int, Action] = {}
         self._next_action = ACTION_BASE
@@ -217,7 +222,7 @@ class Scheduler:
         t._g = greenlet(self._body)
         self.tasks.append(t)
         self._alive.append(t)
-        self._opts = None
+        self._opts = self._topts = None
         if not daemon:
             self._live += 1
         if self._state == 1:
@@ -237,10 +242,11 @@ class Scheduler:
     # -- memory-model actions ------------------------------------------------------
     def add_pending(self, action: Action) -> Action:
         """Make `action` a choice; its id is assigned here (deterministically)."""
-        action.id = self._next_action
+        action.id = aid = self._next_action
         self._next_action += 1
-        self._pending[action.id] = action
-        self._opts = None
+        self._pending[aid] = action
+        if self._opts is not None:
+            self._opts += (aid,)        # ids only grow: the options stay sorted
         return action
 
     def remove_pending(self, action: Action) -> None:
@@ -295,10 +301,16 @@ class Scheduler:
             cur._g.parent.switch()          # parked; resumed when chosen
         else:
             opts = self._opts
-            if opts is None or self._nblocked:
-                opts = self._options()
-            if len(opts) > 1 or self._single:
-                self._decide(cur, opts)
+            if opts is None:
+                opts = self._base()
+            keeps = self._keeps
+            if keeps is not None and len(opts) > 1 and keeps():
+                self._choices.append(cur.id)    # a decision either way: record it
+            else:
+                if self._nblocked:
+                    opts = self._options()
+                if len(opts) > 1 or self._single:
+                    self._decide(cur, opts)
         self.steps = s = self.steps + 1
         if s > self.max_steps:
             self._halt(StepLimit(self.max_steps))
@@ -321,8 +333,9 @@ class Scheduler:
             return
         cur.blocked_on = reason
         cur._ready = ready
+        self._blocked.append(cur)
         self._nblocked += 1
-        self._opts = None
+        self._opts = self._topts = None
         if self._want_ops:
             cur.next_op = ("block", reason, None)
         self._record(cur.id, "block", reason, None, self._site())
@@ -348,8 +361,9 @@ class Scheduler:
             break                       # chosen again: ready() was true
         cur.blocked_on = None
         cur._ready = None
+        self._blocked.remove(cur)
         self._nblocked -= 1
-        self._opts = None
+        self._opts = self._topts = None
         self._record(cid, "wake", reason, None, self._site())
 
     def choose_int(self, n: int) -> int:
@@ -405,7 +419,7 @@ class Scheduler:
         t.done = True
         t.next_op = None
         self._alive.remove(t)
-        self._opts = None
+        self._opts = self._topts = None
         if not t.daemon:
             self._live -= 1
         if r[0] == _FAILED and self._error is None:
@@ -418,16 +432,22 @@ class Scheduler:
         evaluated on every call (any operation may have made it true)."""
         base = self._opts
         if base is None:
-            base = tuple([t.id for t in self._alive if t._ready is None])
-            if self._pending:
-                base += tuple(self._pending)
-            self._opts = base
+            base = self._base()
         if not self._nblocked:
             return base
-        woken = [t.id for t in self._alive if t._ready is not None and t._ready()]
+        woken = [t.id for t in self._blocked if t._ready()]
         if not woken:
             return base
         return tuple(sorted(base + tuple(woken)))
+
+    def _base(self) -> tuple:
+        """Unblocked tasks then pending actions (dict order is id order), cached."""
+        tasks = self._topts
+        if tasks is None:
+            tasks = self._topts = tuple([t.id for t in self._alive if t._ready is None])
+        base = tasks + tuple(self._pending) if self._pending else tasks
+        self._opts = base
+        return base
 
     def _ask(self, opts, current):
         try:

@@ -57,7 +57,13 @@ def _fuzz(args):
 
 def _bugs(args):
     from harness.bench_bugs import bench_bugs
-    return bench_bugs(seeds=args.seeds, budget=args.budget)
+    from harness import bugs
+    for name in args.bug:
+        bugs.get(name)          # UsageError naming the known bugs when unknown
+    # A partial run (--bug) prints its table but leaves docs/detection.md alone.
+    return bench_bugs(seeds=args.seeds, budget=args.budget, jobs=args.jobs,
+                      fp_seconds=args.fp_seconds, names=args.bug or None,
+                      write=not args.bug)
 
 
 BENCHES = {"ring": _ring, "sched": _sched, "explore": _explore, "threads": _threads,

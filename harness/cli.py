@@ -95,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seconds", type=_positive(float), default=None)
     b.add_argument("--seeds", type=_positive(int), default=3)
     b.add_argument("--budget", type=_positive(float), default=60.0)
+    b.add_argument("--jobs", type=_positive(int), default=1,
+                   help="bugs: worker processes (one core each)")
+    b.add_argument("--fp-seconds", type=_positive(float), default=None,
+                   help="bugs: false-positive budget per engine and memory model")
+    b.add_argument("--bug", action="append", default=[],
+                   help="bugs: only this bug (repeatable)")
     b.add_argument("--json", action="store_true")
 
     lx = sub.add_parser("linux", help="build the Linux virtio_ring.c target")

@@ -258,3 +258,18 @@ def test_bench_runs_an_engine_only_where_it_can_reach_the_bug():
         False, "no fuzz target reaches this class")
     for bug in bugs.BUGS:   # every bug has at least one engine that can reach it
         assert any(applies(bug, e)[0] for e in ("stateful", "random", "pct", "explore"))
+
+
+def _slow_square(x: int) -> int:
+    import time
+    time.sleep(0.02 * x)        # later cells finish first
+    return x * x
+
+
+def test_bench_cells_keep_their_order_whatever_finishes_first():
+    from harness.bench_bugs import _map
+    cells = [3, 1, 2, 0]
+    seen = []
+    assert _map(_slow_square, cells, 2, lambda c, r: seen.append(c)) == [9, 1, 4, 0]
+    assert sorted(seen) == sorted(cells)
+    assert _map(_slow_square, cells, 1) == [9, 1, 4, 0]

@@ -256,7 +256,8 @@ def bench_bugs(seeds: int = 3, budget: float = 60.0, *, fp_seconds: float | None
                 continue
             cells += [("bug", (bug.name, engine, seed, budget)) for seed in range(seeds)]
         data["bugs"][bug.name] = row
-    cells += [("fp", c) for c in _fp_cells(fp_seconds)]
+    # The long false-positive cells first, so no core idles at the end.
+    cells = [("fp", c) for c in _fp_cells(fp_seconds)] + cells
     done = [0]
 
     def tell(cell, r):

@@ -60,10 +60,15 @@ def _bugs(args):
     from harness import bugs
     for name in args.bug:
         bugs.get(name)          # UsageError naming the known bugs when unknown
+    from harness.bench_bugs import BASELINES, ENGINES
+    for e in args.engine:
+        if e not in ENGINES + BASELINES:
+            raise UsageError(f"bench bugs --engine {e!r}: expected one of "
+                             f"{', '.join(ENGINES + BASELINES)}")
     # A partial run (--bug) prints its table but leaves docs/detection.md alone.
     return bench_bugs(seeds=args.seeds, budget=args.budget, jobs=args.jobs,
                       fp_seconds=args.fp_seconds, names=args.bug or None,
-                      write=not args.bug)
+                      engines=args.engine or None, write=not (args.bug or args.engine))
 
 
 BENCHES = {"ring": _ring, "sched": _sched, "explore": _explore, "threads": _threads,

@@ -226,7 +226,7 @@ def _indexed(job):
 
 def bench_bugs(seeds: int = 3, budget: float = 60.0, *, fp_seconds: float | None = None,
                names: list[str] | None = None, write: bool = True, progress=None,
-               jobs: int = 1):
+               jobs: int = 1, engines: list[str] | None = None):
     """Run the zoo; returns (data, text) and writes docs/detection.{md,json}."""
     from . import bugs
     say = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -237,6 +237,7 @@ def bench_bugs(seeds: int = 3, budget: float = 60.0, *, fp_seconds: float | None
     if fp_seconds != max(10.0, budget):
         command += f" --fp-seconds {fp_seconds:g}"
     command += "".join(f" --bug {n}" for n in names or ())
+    command += "".join(f" --engine {e}" for e in engines or ())
     if jobs > 1:
         command += f" --jobs {jobs}"
     data = {"command": command, "jobs": jobs,
@@ -250,6 +251,8 @@ def bench_bugs(seeds: int = 3, budget: float = 60.0, *, fp_seconds: float | None
                "features": list(bug.features), "scenario": bug.scenario, "history": bug.history,
                "rule": bug.rule, "runs": {}, "skipped": {}, "summary": {}}
         for engine in ENGINES + BASELINES:
+            if engines and engine not in engines:
+                continue
             ok, why = applies(bug, engine)
             if not ok:
                 row["skipped"][engine] = why
@@ -257,7 +260,8 @@ def bench_bugs(seeds: int = 3, budget: float = 60.0, *, fp_seconds: float | None
             cells += [("bug", (bug.name, engine, seed, budget)) for seed in range(seeds)]
         data["bugs"][bug.name] = row
     # The long false-positive cells first, so no core idles at the end.
-    cells = [("fp", c) for c in _fp_cells(fp_seconds)] + cells
+    cells = [("fp", c) for c in _fp_cells(fp_seconds)
+             if not engines or c[1] in engines] + cells
     done = [0]
 
     def tell(cell, r):
@@ -295,6 +299,27 @@ def _run_cell(cell) -> dict:
 def machine() -> dict:
     return {"python": _platform.python_version(), "system": _platform.platform(),
             "cpus": os.cpu_count(), "processor": _platform.processor() or _platform.machine()}
+
+
+def merge(data: dict, part: dict) -> dict:
+    """data with the engines that `part` ran (a rerun with --engine) replaced by
+    part's runs, its false-positive rows for them too; both commands recorded."""
+    redone = {e for row in part["bugs"].values() for e in row["runs"]}
+    redone |= {r["engine"] for r in part["false_positives"]}
+    for name, row in data["bugs"].items():
+        new = part["bugs"].get(name)
+        for e in redone:
+            row["runs"].pop(e, None)
+            row["summary"].pop(e, None)
+            if new is not None and e in new["runs"]:
+                row["runs"][e] = new["runs"][e]
+        row["summary"] = {e: summarize(runs) for e, runs in row["runs"].items()}
+        row["best"] = _best(row)
+    data["false_positives"] = [r for r in data["false_positives"] if r["engine"] not in redone]
+    data["false_positives"] += part["false_positives"]
+    data["command"] += "; then " + part["command"]
+    data["total_s"] = round(data["total_s"] + part["total_s"], 1)
+    return data
 
 
 def rerender(folder: Path = DOCS) -> str:

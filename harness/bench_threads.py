@@ -126,6 +126,7 @@ class ThreadWorld:
         self.last_move = time.monotonic()
         self._threads: list = []
         self._locks: dict[str, _Lock] = {}
+        self._locks_lock = threading.Lock()
         self._irq_callbacks: list = []
 
     def moved(self) -> None:
@@ -169,10 +170,14 @@ class ThreadWorld:
                 cb()
 
     def lock(self, name: str) -> _Lock:
-        lk = self._locks.get(name)
-        if lk is None:
-            lk = self._locks[name] = _Lock(self, name)
-        return lk
+        # Made under a lock: two threads asking first at once must not each get
+        # their own (then nothing is mutually exclusive, and the baseline
+        # reports its own race as a ring bug).
+        with self._locks_lock:
+            lk = self._locks.get(name)
+            if lk is None:
+                lk = self._locks[name] = _Lock(self, name)
+            return lk
 
     def wait(self, reason: str, ready) -> None:
         me = threading.get_ident()

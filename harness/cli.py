@@ -101,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="bugs: false-positive budget per engine and memory model")
     b.add_argument("--bug", action="append", default=[],
                    help="bugs: only this bug (repeatable)")
+    b.add_argument("--engine", action="append", default=[],
+                   help="bugs: only this engine or baseline (repeatable)")
     b.add_argument("--json", action="store_true")
 
     lx = sub.add_parser("linux", help="build the Linux virtio_ring.c target")

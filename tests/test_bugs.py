@@ -273,3 +273,23 @@ def test_bench_cells_keep_their_order_whatever_finishes_first():
     assert _map(_slow_square, cells, 2, lambda c, r: seen.append(c)) == [9, 1, 4, 0]
     assert sorted(seen) == sorted(cells)
     assert _map(_slow_square, cells, 1) == [9, 1, 4, 0]
+
+
+def test_a_rerun_of_one_engine_replaces_only_that_engine():
+    from harness.bench_bugs import merge
+    run = {"found": True, "seconds": 1.0, "runs": 3, "oracle": "lost-kick", "message": "m"}
+    miss = {"found": False, "seconds": 60.0, "runs": 9, "oracle": None, "message": None}
+    data = {"command": "full", "total_s": 10.0,
+            "bugs": {"b": {"runs": {"pct": [run], "threads": [run]}, "summary": {},
+                           "skipped": {}}},
+            "false_positives": [{"engine": "pct", "found": False},
+                                {"engine": "threads", "found": True}]}
+    part = {"command": "threads again", "total_s": 5.0,
+            "bugs": {"b": {"runs": {"threads": [miss]}}},
+            "false_positives": [{"engine": "threads", "found": False}]}
+    out = merge(data, part)
+    row = out["bugs"]["b"]
+    assert row["runs"] == {"pct": [run], "threads": [miss]}
+    assert row["summary"]["threads"]["detected"] == 0 and row["best"] == "pct"
+    assert [r["found"] for r in out["false_positives"] if r["engine"] == "threads"] == [False]
+    assert out["command"] == "full; then threads again" and out["total_s"] == 15.0

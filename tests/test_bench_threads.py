@@ -1,0 +1,26 @@
+"""The real-threads baseline (harness/bench_threads.py) must not race on its own state."""
+import threading
+import time
+
+from harness import bench_threads
+from harness.bench_threads import ThreadWorld
+
+
+def test_threads_asking_for_a_lock_at_once_share_one_lock(monkeypatch):
+    """Two threads taking the same lock name first, at the same moment, get one
+    lock; with a lock each nothing is exclusive and the baseline reports its own
+    race as a ring bug (blk: "used id is not a head")."""
+    made = bench_threads._Lock.__init__
+
+    def slow_init(self, world, name):
+        time.sleep(0.01)            # widen the window between "absent" and "stored"
+        made(self, world, name)
+    monkeypatch.setattr(bench_threads._Lock, "__init__", slow_init)
+    w = ThreadWorld({"scenario": "blk"})
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(w.lock("blk"))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 2 and got[0] is got[1]

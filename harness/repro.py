@@ -21,7 +21,7 @@ import base64
 import hashlib
 import json
 import os
-import tempfile
+import uuid
 from pathlib import Path
 
 FORMAT = "vringfuzz-repro"
@@ -82,7 +82,10 @@ def save(doc: dict, out_dir, name: str | None = None) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / (name or file_name(doc))
-    fd, tmp = tempfile.mkstemp(prefix=".repro-", suffix=".tmp", dir=out)
+    # Not mkstemp: its 0600 would stay on the file, and a repro is made to be
+    # shared; O_EXCL with a unique name is as safe, and the umask applies.
+    tmp = str(out / f".repro-{os.getpid()}-{uuid.uuid4().hex}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "w") as f:
             f.write(dumps(doc))

@@ -83,3 +83,17 @@ def test_strict_replay_rejects_a_recorded_choice_that_is_not_enabled():
     bogus = Schedule(choices=(99,) + rec.schedule.choices[1:])
     out, _ = ring_run(ReplaySource(bogus), "sc", round_trips=3)
     assert isinstance(out.error, ReplayDivergence) and "not enabled" in str(out.error)
+
+
+def test_a_saved_repro_is_a_whole_file_readable_like_any_output(tmp_path):
+    """Written atomically (no temporary file left) with the umask's mode, not 0600."""
+    import os
+    from harness import repro
+    old = os.umask(0o022)
+    try:
+        path = repro.save({"format": 1, "x": [1, 2]}, tmp_path, "r.json")
+    finally:
+        os.umask(old)
+    assert os.stat(path).st_mode & 0o777 == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+    assert repro.dumps({"format": 1, "x": [1, 2]}) == path.read_text()

@@ -50,9 +50,14 @@ def _threads(args):
 
 
 def _fuzz(args):
-    from harness.bench_fuzz import bench_fuzz, format_fuzz
+    from harness.bench_fuzz import bench_fuzz, format_fuzz, schedule_inprocess
     res = bench_fuzz(args.seconds or 5.0)
-    return res, format_fuzz(res)
+    inproc = schedule_inprocess()
+    text = format_fuzz(res) + (
+        f"\nschedule in-process (no libFuzzer, no instrumentation): "
+        f"{inproc['execs_per_cpu_s']:,} execs per CPU second, "
+        f"{inproc['points_per_exec']:.0f} points/exec")
+    return {**res, "schedule_inprocess": inproc}, text
 
 
 def _bugs(args):

@@ -86,6 +86,39 @@ def bench_fuzz(seconds: float = 5.0, repeats: int = 3) -> dict:
     return res
 
 
+def schedule_inprocess(seconds: float = 3.0, repeats: int = 3, inputs: int = 400) -> dict:
+    """The schedule target's own cost, without libFuzzer or instrumentation:
+    execs and points per CPU second over the seeds with seeded byte mutations
+    (the same inputs every time, so two commits compare side by side)."""
+    import random
+    import time
+
+    from fuzz.schedule import ScheduleTarget
+    target = ScheduleTarget(driver="reference", device="reference", bug="")
+    seeds = [p.read_bytes() for p in sorted(seed_dir("schedule").glob("*.seed"))]
+    rng = random.Random(1)
+    batch = []
+    for _ in range(inputs):
+        data = bytearray(rng.choice(seeds))
+        for _ in range(rng.randrange(1, 6)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        batch.append(bytes(data))
+    samples = []
+    for _ in range(repeats):
+        execs = points = 0
+        t0 = time.process_time()
+        while time.process_time() - t0 < seconds:
+            for data in batch:
+                target.run(data)
+                execs += 1
+                points += target.last_steps
+        el = time.process_time() - t0
+        samples.append({"execs_per_cpu_s": execs / el, "points_per_exec": points / execs})
+    return {"execs_per_cpu_s": round(_summary(samples, "execs_per_cpu_s")["median"]),
+            "points_per_exec": round(samples[0]["points_per_exec"], 1),
+            "spread": _summary(samples, "execs_per_cpu_s"), "inputs": inputs}
+
+
 def compare_mutators(seconds: float = 30.0, repeats: int = 3, *, target="desc_chain",
                      runs: int | None = None) -> dict:
     """Coverage (cov, ft) after the same time (or `runs`) from the same seeds,

@@ -71,7 +71,7 @@ class _Lock:
         w = self.world
         me = threading.get_ident()
         while not self._lock.acquire(timeout=0.01):
-            w.blocked[me] = f"lock {self.name!r}"
+            w.blocked[me] = (f"lock {self.name!r}", lambda: not self._lock.locked())
             if w.stop:
                 raise _Stop()
         w.blocked.pop(me, None)
@@ -120,7 +120,7 @@ class ThreadWorld:
         self.end_checks: list = []
         self.task_names: dict = {}
         self.side: dict = {}
-        self.blocked: dict = {}          # thread ident -> what it waits for
+        self.blocked: dict = {}          # thread ident -> (what it waits for, ready())
         self.stop = False
         self.errors: list = []
         self.last_move = time.monotonic()
@@ -182,7 +182,7 @@ class ThreadWorld:
     def wait(self, reason: str, ready) -> None:
         me = threading.get_ident()
         while not ready():
-            self.blocked[me] = reason
+            self.blocked[me] = (reason, ready)
             if self.stop:
                 raise _Stop()
             time.sleep(0.0002)
@@ -223,10 +223,14 @@ class ThreadWorld:
 
     def _all_blocked(self) -> bool:
         live = [t for t, _ in self._threads if t.is_alive()]
-        return all(t.ident in self.blocked for t in live) and not self.platform.irq_pending
+        waits = dict(self.blocked)
+        # A thread marked waiting whose condition already holds was only slow to
+        # run (descheduled on a busy machine): that is not quiescence.
+        return (all(t.ident in waits and not waits[t.ident][1]() for t in live)
+                and not self.platform.irq_pending)
 
     def _judge_idle(self) -> Finding | None:
-        locks = [r for r in self.blocked.values() if str(r).startswith("lock")]
+        locks = [r for r, _ in self.blocked.values() if str(r).startswith("lock")]
         if locks:
             return Finding("deadlock", f"threads stuck on {', '.join(sorted(set(locks)))}")
         return self._end_checks()

@@ -24,3 +24,22 @@ def test_threads_asking_for_a_lock_at_once_share_one_lock(monkeypatch):
     for t in threads:
         t.join()
     assert len(got) == 2 and got[0] is got[1]
+
+
+def test_a_waiting_thread_whose_condition_holds_is_not_quiescent():
+    """On a busy machine a woken thread can stay descheduled past IDLE_S; judging
+    the run idle then would report a lost interrupt the ring never had."""
+    w = ThreadWorld({"scenario": "blk"})
+    stop = threading.Event()
+    t = threading.Thread(target=stop.wait)
+    w._threads.append((t, False))
+    t.start()
+    try:
+        ready = [True]
+        w.blocked[t.ident] = ("wait-interrupt done", lambda: ready[0])
+        assert not w._all_blocked()
+        ready[0] = False
+        assert w._all_blocked()
+    finally:
+        stop.set()
+        t.join()

@@ -259,9 +259,10 @@ def bench_bugs(seeds: int = 3, budget: float = 60.0, *, fp_seconds: float | None
                 continue
             cells += [("bug", (bug.name, engine, seed, budget)) for seed in range(seeds)]
         data["bugs"][bug.name] = row
-    # The long false-positive cells first, so no core idles at the end.
-    cells = [("fp", c) for c in _fp_cells(fp_seconds)
-             if not engines or c[1] in engines] + cells
+    # The long false-positive cells first, so no core idles at the end
+    # (--fp-seconds 0: none, e.g. to re-run one bug).
+    fp_cells = _fp_cells(fp_seconds) if fp_seconds > 0 else []
+    cells = [("fp", c) for c in fp_cells if not engines or c[1] in engines] + cells
     done = [0]
 
     def tell(cell, r):
@@ -301,23 +302,25 @@ def machine() -> dict:
             "cpus": os.cpu_count(), "processor": _platform.processor() or _platform.machine()}
 
 
-def merge(data: dict, part: dict) -> dict:
-    """data with the engines that `part` ran (a rerun with --engine) replaced by
-    part's runs, its false-positive rows for them too; both commands recorded."""
-    redone = {e for row in part["bugs"].values() for e in row["runs"]}
-    redone |= {r["engine"] for r in part["false_positives"]}
-    for name, row in data["bugs"].items():
-        new = part["bugs"].get(name)
-        for e in redone:
-            row["runs"].pop(e, None)
-            row["summary"].pop(e, None)
-            if new is not None and e in new["runs"]:
-                row["runs"][e] = new["runs"][e]
+def merge(data: dict, part: dict, why: str = "") -> dict:
+    """data with what `part` re-ran (a run with --engine and/or --bug) put in:
+    the runs of each (bug, engine) part has, and the false-positive rows of each
+    engine part ran them for; both commands are recorded, and `why`."""
+    for name, new in part["bugs"].items():
+        row = data["bugs"].get(name)
+        if row is None:
+            continue
+        row["runs"].update(new["runs"])
+    for row in data["bugs"].values():
         row["summary"] = {e: summarize(runs) for e, runs in row["runs"].items()}
         row["best"] = _best(row)
-    data["false_positives"] = [r for r in data["false_positives"] if r["engine"] not in redone]
-    data["false_positives"] += part["false_positives"]
+    fp_redone = {r["engine"] for r in part["false_positives"]}
+    data["false_positives"] = [r for r in data["false_positives"]
+                               if r["engine"] not in fp_redone] + part["false_positives"]
     data["command"] += "; then " + part["command"]
+    if why:
+        redone = sorted({e for row in part["bugs"].values() for e in row["runs"]} | fp_redone)
+        data.setdefault("reruns", []).append(f"{', '.join(redone)}: {why}")
     data["total_s"] = round(data["total_s"] + part["total_s"], 1)
     return data
 
@@ -379,6 +382,9 @@ def render_markdown(data: dict) -> str:
            "uncontrolled baseline (the bug's scenario on `threading.Thread`s, "
            "`sys.setswitchinterval(1e-6)`, plain memory); `stateful` is Hypothesis stateful "
            "without schedule control.", ""]
+    out += [f"Re-run and merged (`bench_bugs.merge`): {r}" for r in data.get("reruns", [])]
+    if data.get("reruns"):
+        out.append("")
     # targets
     best = {n: r["best"] for n, r in bugs.items()}
     every = [n for n, r in bugs.items() if r["best"] and any(

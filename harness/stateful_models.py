@@ -396,9 +396,11 @@ class RingModel(_Model):
     def op_push(self, k, n, salt, signal=False):
         token, chain, data = self._write(k, n, salt)
         del self.popped[k]
+        before = self.mem.read16(self.lay.used_idx)
         self.dev.push(chain.head, n)
         self.used_q.append((token, n, data))
         self.pushed += 1
+        self._expect_published(before, 1)
         if signal:
             self.op_needs_interrupt()
 
@@ -414,6 +416,7 @@ class RingModel(_Model):
             batch.append((chain.head, ln))
             self.used_q.append((token, ln, data))
         del self.popped[:count]
+        before = self.mem.read16(self.lay.used_idx)
         push_batch = getattr(self.dev, "push_batch", None)
         if push_batch is not None:
             push_batch(batch)
@@ -421,6 +424,16 @@ class RingModel(_Model):
             for head, ln in batch:
                 self.dev.push(head, ln)
         self.pushed += count
+        self._expect_published(before, count)
+
+    def _expect_published(self, before: int, count: int) -> None:
+        """push returns a buffer: element, barrier, used idx (2.7.8.2).  A device
+        that returns without moving used idx by as many buffers holds them back
+        (an IN_ORDER device reordering completions does, 2.7.9)."""
+        now = self.mem.read16(self.lay.used_idx)
+        if (now - before) & 0xFFFF != count:
+            raise Visibility(f"used idx {before} -> {now} after pushing {count} buffer(s): "
+                             f"the device did not publish them")
 
     def op_needs_interrupt(self):
         r = self.dev.needs_interrupt()

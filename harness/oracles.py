@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from vring import errors
 from vring.errors import (AvailIdxDecremented, AvailIdxTooFarAhead, DeviceViolation,
                           DeviceWroteDescriptor, DeviceWroteReadable, DriverViolation,
-                          DriverWroteDeviceOwned, SpecViolation, UsedIdxRunsAhead)
+                          DriverWroteDeviceOwned, SpecViolation, UsedIdxRunsAhead,
+                          UsedNotInOrder)
 from vring.features import (VRING_DESC_F_INDIRECT, VRING_DESC_F_NEXT,
                             VRING_DESC_F_WRITE)
 from vring.layout import DESC_SIZE, SplitLayout, avail_size, desc_table_size, used_size
@@ -422,18 +423,41 @@ class SpecMonitor:
         """The device published used idx `new`: the chains it covers go back."""
         lay, size = self.lay, self.lay.size
         idx = self.used_idx
+        if self.in_order:
+            self._retire_in_order(idx, (new - idx) & 0xFFFF)
+            self.used_idx = new
+            return
         while idx != new:
-            if self.in_order:
-                # 2.7.9: one used entry may stand for a batch; chains come back in order.
-                head = self._order[0] if self._order else None
-            else:
-                head = self._get(lay.used_ring(idx & (size - 1)), 4)
+            head = self._get(lay.used_ring(idx & (size - 1)), 4)
             ex = self._owned.pop(head, None)
             if ex is not None:
                 self._order.remove(head)
                 self._owned_desc.difference_update(ex.descs)
             idx = (idx + 1) & 0xFFFF
         self.used_idx = new
+
+    def _retire_in_order(self, idx: int, steps: int) -> None:
+        """2.7.9: chains come back in the order they were exposed.  One used
+        element may stand for a batch: written at the batch's first slot, it
+        names the batch's last chain, and used idx moves by the batch's size
+        (vring/split/device.py push_batch), so the batch must fit in the move."""
+        lay, size = self.lay, self.lay.size
+        while steps:
+            slot = idx & (size - 1)
+            head = self._get(lay.used_ring(slot), 4)
+            if head not in self._owned:
+                raise UsedNotInOrder(f"used.ring[{slot}].id {head} is not a chain the device "
+                                     f"owns (in order: {list(self._order)})")
+            k = self._order.index(head) + 1
+            if k > steps:
+                raise UsedNotInOrder(f"used.ring[{slot}].id {head} closes a batch of {k} "
+                                     f"buffer(s) but used idx moved by {steps}: an earlier "
+                                     f"buffer would come back after a later one")
+            for _ in range(k):
+                ex = self._owned.pop(self._order.popleft())
+                self._owned_desc.difference_update(ex.descs)
+            idx = (idx + k) & 0xFFFF
+            steps -= k
 
     def owned_heads(self) -> list[int]:
         return list(self._order)

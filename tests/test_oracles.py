@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import pytest
 
+from vring import errors as E
+
 import vring
 from vring.errors import (AvailIdxDecremented, AvailIdxTooFarAhead, DeviceWroteDescriptor,
                           DeviceWroteReadable, DriverWroteDeviceOwned, UsedIdxRunsAhead)
@@ -188,6 +190,34 @@ def test_spec_monitor_quiet_on_the_reference_ring(feat):
         while drv.get_buf() is not None:
             pass
     assert mem.monitor.owned_heads() == []
+
+
+def _in_order_ring_with_two_popped():
+    drv, dev, mem, lay = _watched_ring(4, vring.features.parse_features("in_order"))
+    for token in (1, 2):
+        drv.add_sgs([], [(mem.alloc(8), 8)], token)
+    mem.side = "device"
+    return drv, dev, mem, dev.pop(), dev.pop()
+
+
+def test_in_order_a_batch_of_used_buffers_is_in_order():
+    """2.7.9: one element naming the batch's last chain, used idx moved by two."""
+    drv, dev, mem, first, second = _in_order_ring_with_two_popped()
+    dev.push_batch([(first.head, 8), (second.head, 8)])
+    assert mem.monitor.owned_heads() == []
+
+
+def test_in_order_the_later_buffer_used_first_is_a_device_violation():
+    drv, dev, mem, first, second = _in_order_ring_with_two_popped()
+    with pytest.raises(E.UsedNotInOrder) as err:
+        dev.push(second.head, 8)        # used idx moves by one, naming the second chain
+    assert err.value.section.startswith("2.7.9")
+
+
+def test_in_order_a_used_id_the_device_does_not_own_is_a_device_violation():
+    drv, dev, mem, first, second = _in_order_ring_with_two_popped()
+    with pytest.raises(E.UsedNotInOrder):
+        dev.push(3, 8)
 
 
 def test_device_wrote_descriptor():

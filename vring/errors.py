@@ -202,6 +202,12 @@ UsedIdxDecremented = _leaf(
     "used idx only increases",
     "The device stored a used idx that does not move forward.")
 
+UsedNotInOrder = _leaf(
+    DeviceViolation, "UsedNotInOrder", "used-in-order", "2.7.9 In-order use of descriptors",
+    "with IN_ORDER, buffers are used in the order they were made available",
+    "With VIRTIO_F_IN_ORDER a used element names a chain out of order, or closes a "
+    "batch of more buffers than used idx moved by.")
+
 #: Every SpecViolation leaf, by its rule name (for reports and the bug zoo).
 RULES: dict[str, type[SpecViolation]] = {
     cls.rule: cls

@@ -61,16 +61,15 @@ def _fuzz(args):
 
 
 def _bugs(args):
-    from harness.bench_bugs import bench_bugs
     from harness import bugs
+    from harness.bench_bugs import BASELINES, ENGINES, bench_bugs
     for name in args.bug:
         bugs.get(name)          # UsageError naming the known bugs when unknown
-    from harness.bench_bugs import BASELINES, ENGINES
     for e in args.engine:
         if e not in ENGINES + BASELINES:
             raise UsageError(f"bench bugs --engine {e!r}: expected one of "
                              f"{', '.join(ENGINES + BASELINES)}")
-    # A partial run (--bug) prints its table but leaves docs/detection.md alone.
+    # A partial run (--bug, --engine) prints its table but leaves docs/detection.md alone.
     return bench_bugs(seeds=args.seeds, budget=args.budget, jobs=args.jobs,
                       fp_seconds=args.fp_seconds, names=args.bug or None,
                       engines=args.engine or None, write=not (args.bug or args.engine))

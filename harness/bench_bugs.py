@@ -186,11 +186,6 @@ def _run_fp_cell(cell) -> dict:
     return {**fields, **run_engine(engine, None, 0, budget, **over)}
 
 
-def false_positives(fp_seconds: float, jobs: int = 1) -> list[dict]:
-    """Every engine on the correct ring, per memory model: zero findings expected."""
-    return _map(_run_fp_cell, _fp_cells(fp_seconds), jobs)
-
-
 def _run_bug_cell(cell) -> dict:
     name, engine, seed, budget = cell
     from . import bugs
@@ -426,7 +421,7 @@ def render_markdown(data: dict) -> str:
             "(split evenly over the scenarios listed; the fuzz targets without a memory model "
             f"share {fp_s:g} s, and the schedule target, whose bytes pick the model, runs "
             f"{fp_s:g} s)" + (": the 10 minutes per model that issue 5 asks for." if fp_s >= 600
-                              else f"; issue 5 asks for 600 s, this run is shorter."), "",
+                              else "; issue 5 asks for 600 s, this run is shorter."), "",
             "| engine | model | scenario | features | seconds | runs | findings |",
             "|---|---|---|---|---|---|---|"]
     for r in data["false_positives"]:
@@ -439,5 +434,5 @@ def render_markdown(data: dict) -> str:
     return "\n".join(out) + "\n"
 
 
-__all__ = ["bench_bugs", "run_engine", "applies", "summarize", "false_positives",
+__all__ = ["bench_bugs", "run_engine", "applies", "summarize", "merge",
            "ENGINES", "BASELINES", "write_docs", "render_markdown"]

@@ -396,6 +396,7 @@ class RelaxedMemory(TSOMemory):
                 self._add_drain(view, e)
 
     def _offer_new(self, view: _View, e: _Entry) -> None:
+        # _offer's rule for e alone: in the first epoch, no older overlapping store.
         buf = view.buf
         if e.epoch != buf[0].epoch:
             return

@@ -100,8 +100,6 @@ def test_the_same_bytes_give_the_same_schedule():
     assert run_once(params, FuzzSource(data), trace=False).schedule == one
 
 
-# --- the input format -----------------------------------------------------------
-
 class _NoFastPath(FuzzSource):
     keeps = None        # the runtime then asks choose() at every decision
 
@@ -120,6 +118,8 @@ def test_the_keep_fast_path_decides_exactly_as_choose():
         assert (fast.schedule, fast.steps, fast.finding) == (slow.schedule, slow.steps,
                                                              slow.finding), data.hex()
 
+
+# --- the input format -----------------------------------------------------------
 
 def test_decoding_params_is_total():
     rng = random.Random(9)

@@ -162,7 +162,7 @@ def test_dpor_with_bound_2_still_finds_the_lost_kick_of_kick_prepare_wmb_not_mb(
     assert rep.found and rep.failure.error.oracle == "lost-kick"
 
 
-def _world_outcomes(params, bound, por):
+def _world_outcomes(monkeypatch, params, bound, por):
     """Outcomes of a whole scenario run: the verdict, the final guest memory, the
     scenario's state and the platform's counters (what the end checks can see)."""
     import harness.world as world
@@ -179,22 +179,20 @@ def _world_outcomes(params, bound, por):
         def __init__(self, report):
             self.error = report.error if isinstance(report.error, Abandoned) else None
 
-    world._end_checks = recording
-    try:
-        rep = explore(lambda src: _Out(world.run_once(params, src, trace=False)),
-                      preemption_bound=bound, por=por)
-    finally:
-        world._end_checks = end_checks
+    monkeypatch.setattr(world, "_end_checks", recording)
+    rep = explore(lambda src: _Out(world.run_once(params, src, trace=False)),
+                  preemption_bound=bound, por=por)
+    monkeypatch.undo()
     assert rep.exhausted
-    return seen, rep
+    return seen
 
 
-def test_dpor_reaches_every_outcome_of_the_plain_search_on_a_scenario():
+def test_dpor_reaches_every_outcome_of_the_plain_search_on_a_scenario(monkeypatch):
     """The guard for any change to footprints (docs/design/explore-python-state.md):
     scenario tasks share Python state, and the run ends while daemons can move."""
     params = {"scenario": "net-rx", "size": 4, "rx_packets": 2, "budget": 1,
               "memory_model": "sc"}
-    plain, _ = _world_outcomes(params, 1, False)
-    dpor, rep = _world_outcomes(params, 1, True)
+    plain = _world_outcomes(monkeypatch, params, 1, False)
+    dpor = _world_outcomes(monkeypatch, params, 1, True)
     assert len(plain) > 1
     assert plain <= dpor, f"DPOR lost {len(plain - dpor)} outcome(s)"

@@ -60,6 +60,22 @@ def _fuzz(args):
     return {**res, "schedule_inprocess": inproc}, text
 
 
+def merge_into_docs(part: dict, why: str):
+    from harness.bench_bugs import DOCS, merge, render_markdown, write_docs
+    path = DOCS / "detection.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise UsageError(f"bench bugs --merge: cannot read {path}: {e}") from None
+    try:
+        data = merge(data, part, why)
+    except ValueError as e:
+        raise UsageError(f"bench bugs --merge: {e}") from None
+    text = render_markdown(data)
+    write_docs(data, text)
+    return data, text
+
+
 def _bugs(args):
     from harness import bugs
     from harness.bench_bugs import BASELINES, ENGINES, bench_bugs
@@ -69,10 +85,19 @@ def _bugs(args):
         if e not in ENGINES + BASELINES:
             raise UsageError(f"bench bugs --engine {e!r}: expected one of "
                              f"{', '.join(ENGINES + BASELINES)}")
-    # A partial run (--bug, --engine) prints its table but leaves docs/detection.md alone.
-    return bench_bugs(seeds=args.seeds, budget=args.budget, jobs=args.jobs,
-                      fp_seconds=args.fp_seconds, names=args.bug or None,
-                      engines=args.engine or None, write=not (args.bug or args.engine))
+    partial = bool(args.bug or args.engine or args.fp_only)
+    if args.merge and not partial:
+        raise UsageError("bench bugs --merge: only a partial run (--bug, --engine, --fp-only) "
+                         "is merged; a full run rewrites docs/detection.md itself")
+    # A partial run prints its table but leaves docs/detection.md alone, unless
+    # --merge puts what it re-ran into the committed document.
+    data, text = bench_bugs(seeds=args.seeds, budget=args.budget, jobs=args.jobs,
+                            fp_seconds=args.fp_seconds, names=args.bug or None,
+                            engines=args.engine or None, write=not partial,
+                            fp_only=args.fp_only)
+    if args.merge:
+        data, text = merge_into_docs(data, args.merge)
+    return data, text
 
 
 BENCHES = {"ring": _ring, "sched": _sched, "explore": _explore, "threads": _threads,

@@ -221,8 +221,9 @@ def _indexed(job):
 
 def bench_bugs(seeds: int = 3, budget: float = 60.0, *, fp_seconds: float | None = None,
                names: list[str] | None = None, write: bool = True, progress=None,
-               jobs: int = 1, engines: list[str] | None = None):
-    """Run the zoo; returns (data, text) and writes docs/detection.{md,json}."""
+               jobs: int = 1, engines: list[str] | None = None, fp_only: bool = False):
+    """Run the zoo; returns (data, text) and writes docs/detection.{md,json}.
+    fp_only: only the false-positive cells (no bug runs), e.g. to re-run them longer."""
     from . import bugs
     say = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
     started = time.monotonic()
@@ -233,6 +234,8 @@ def bench_bugs(seeds: int = 3, budget: float = 60.0, *, fp_seconds: float | None
         command += f" --fp-seconds {fp_seconds:g}"
     command += "".join(f" --bug {n}" for n in names or ())
     command += "".join(f" --engine {e}" for e in engines or ())
+    if fp_only:
+        command += " --fp-only"
     if jobs > 1:
         command += f" --jobs {jobs}"
     data = {"command": command, "jobs": jobs,
@@ -240,7 +243,7 @@ def bench_bugs(seeds: int = 3, budget: float = 60.0, *, fp_seconds: float | None
             "engines": list(ENGINES), "baselines": list(BASELINES), "bugs": {}}
     cells = []
     for bug in bugs.BUGS:
-        if names and bug.name not in names:
+        if fp_only or (names and bug.name not in names):
             continue
         row = {"class": bug.klass, "side": bug.side, "memory_model": bug.memory_model,
                "features": list(bug.features), "scenario": bug.scenario, "history": bug.history,
@@ -310,6 +313,14 @@ def merge(data: dict, part: dict, why: str = "") -> dict:
         row["summary"] = {e: summarize(runs) for e, runs in row["runs"].items()}
         row["best"] = _best(row)
     fp_redone = {r["engine"] for r in part["false_positives"]}
+    fp_s = part.get("fp_seconds_per_engine_and_model")
+    if fp_redone and fp_s != data.get("fp_seconds_per_engine_and_model"):
+        # One budget per document: a longer re-run must redo every engine's rows.
+        missing = {r["engine"] for r in data["false_positives"]} - fp_redone
+        if missing:
+            raise ValueError(f"the re-run's false-positive budget ({fp_s:g} s) differs from "
+                             f"the document's; it must also re-run {', '.join(sorted(missing))}")
+        data["fp_seconds_per_engine_and_model"] = fp_s
     data["false_positives"] = [r for r in data["false_positives"]
                                if r["engine"] not in fp_redone] + part["false_positives"]
     data["command"] += "; then " + part["command"]

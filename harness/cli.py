@@ -103,6 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="bugs: only this bug (repeatable)")
     b.add_argument("--engine", action="append", default=[],
                    help="bugs: only this engine or baseline (repeatable)")
+    b.add_argument("--fp-only", action="store_true",
+                   help="bugs: only the false-positive check")
+    b.add_argument("--merge", metavar="WHY", default=None,
+                   help="bugs: put this partial run into docs/detection.{md,json}, "
+                        "recording WHY it was re-run")
     b.add_argument("--json", action="store_true")
 
     lx = sub.add_parser("linux", help="build the Linux virtio_ring.c target")

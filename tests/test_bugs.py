@@ -293,3 +293,27 @@ def test_a_rerun_of_one_engine_replaces_only_that_engine():
     assert row["summary"]["threads"]["detected"] == 0 and row["best"] == "pct"
     assert [r["found"] for r in out["false_positives"] if r["engine"] == "threads"] == [False]
     assert out["command"] == "full; then threads again" and out["total_s"] == 15.0
+
+
+def test_a_longer_false_positive_rerun_must_redo_every_engine():
+    from harness.bench_bugs import merge
+    data = {"command": "full", "total_s": 1.0, "bugs": {},
+            "fp_seconds_per_engine_and_model": 300.0,
+            "false_positives": [{"engine": "pct", "found": False},
+                                {"engine": "fuzz", "found": False}]}
+    part = {"command": "pct longer", "total_s": 1.0, "bugs": {},
+            "fp_seconds_per_engine_and_model": 600.0,
+            "false_positives": [{"engine": "pct", "found": False}]}
+    with pytest.raises(ValueError, match="fuzz"):
+        merge(dict(data), part)
+    part["false_positives"].append({"engine": "fuzz", "found": False})
+    assert merge(data, part)["fp_seconds_per_engine_and_model"] == 600.0
+
+
+def test_fp_only_runs_no_bug_cells():
+    from harness.bench_bugs import bench_bugs
+    data, _ = bench_bugs(fp_seconds=0.5, engines=["random"], fp_only=True, write=False)
+    assert data["bugs"] == {}
+    assert {(r["engine"], r["model"]) for r in data["false_positives"]} == {
+        ("random", m) for m in ("sc", "tso", "relaxed")}
+    assert "--fp-only" in data["command"]

@@ -59,6 +59,8 @@ def _fuzz_target(bug) -> str | None:
         return "desc_chain"
     if bug.klass == "hardening" or bug.scenario == "malicious-device":
         return "used_ring"
+    if _scheduled(bug):
+        return "schedule"       # the bytes choose every interleaving and drain
     return None
 
 

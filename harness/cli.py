@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from harness.errors import UsageError
@@ -212,6 +213,11 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("vringfuzz: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `vringfuzz bugs | head`: the reader left; point stdout at devnull so
+        # the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

@@ -254,7 +254,12 @@ def test_bench_runs_an_engine_only_where_it_can_reach_the_bug():
     assert applies(bugs.get("abba-tx-rx-locks"), "pct")[0] is True
     assert applies(bugs.get("no-loop-detection"), "pct")[0] is False
     assert applies(bugs.get("no-loop-detection"), "stateful")[0] is True
-    assert applies(bugs.get("kick-prepare-wmb-not-mb"), "fuzz") == (
+    # Scheduled bugs reach the schedule target; a stateful-only one reaches none.
+    from harness.bench_bugs import _fuzz_target
+    assert _fuzz_target(bugs.get("kick-prepare-wmb-not-mb")) == "schedule"
+    assert _fuzz_target(bugs.get("no-loop-detection")) == "desc_chain"
+    assert _fuzz_target(bugs.get("used-id-unchecked")) == "used_ring"
+    assert applies(bugs.get("avail-flags-with-event-idx"), "fuzz") == (
         False, "no fuzz target reaches this class")
     for bug in bugs.BUGS:   # every bug has at least one engine that can reach it
         assert any(applies(bug, e)[0] for e in ("stateful", "random", "pct", "explore"))
@@ -317,3 +322,17 @@ def test_fp_only_runs_no_bug_cells():
     assert {(r["engine"], r["model"]) for r in data["false_positives"]} == {
         ("random", m) for m in ("sc", "tso", "relaxed")}
     assert "--fp-only" in data["command"]
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback():
+    import subprocess
+    import sys
+    # `vringfuzz bugs | head -1`: the pipe closes after one line.
+    p = subprocess.Popen([sys.executable, "-c", "from harness.cli import main; "
+                          "import sys; sys.exit(main(['bugs']))"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.readline()
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    p.wait()
+    assert "Traceback" not in err and "BrokenPipe" not in err

@@ -389,7 +389,9 @@ def render_markdown(data: dict) -> str:
            "failing run (stateful: first failing example, shrinking off).  `threads` is the "
            "uncontrolled baseline (the bug's scenario on `threading.Thread`s, "
            "`sys.setswitchinterval(1e-6)`, plain memory); `stateful` is Hypothesis stateful "
-           "without schedule control.  On plain memory a dropped or weakened barrier "
+           "without schedule control.  `fuzz` is one libFuzzer campaign on the target that "
+           "reaches the bug: desc_chain (validation), used_ring (hardening), schedule (every "
+           "bug a scheduled scenario reaches).  On plain memory a dropped or weakened barrier "
            "changes nothing, so a `threads` detection of a barrier bug is a false positive "
            "of the baseline itself (its races; see its rows in the false-positive check).", ""]
     out += [f"Re-run and merged (`bench_bugs.merge`): {r}" for r in data.get("reruns", [])]

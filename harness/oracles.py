@@ -21,10 +21,9 @@ from collections import deque
 from dataclasses import dataclass
 
 from vring import errors
-from vring.errors import (AvailIdxDecremented, AvailIdxTooFarAhead, DeviceViolation,
-                          DeviceWroteDescriptor, DeviceWroteReadable, DriverViolation,
-                          DriverWroteDeviceOwned, SpecViolation, UsedIdxRunsAhead,
-                          UsedNotInOrder)
+from vring.errors import (AvailIdxDecremented, AvailIdxTooFarAhead, DeviceWroteDescriptor,
+                          DeviceWroteReadable, DriverWroteDeviceOwned, SpecViolation,
+                          UsedIdxRunsAhead, UsedNotInOrder)
 from vring.features import (VRING_DESC_F_INDIRECT, VRING_DESC_F_NEXT,
                             VRING_DESC_F_WRITE)
 from vring.layout import DESC_SIZE, SplitLayout, avail_size, desc_table_size, used_size

@@ -17,9 +17,7 @@ from vring.layout import SplitLayout
 
 from .nativemem import memory_for, plugin_features
 from .oracles import (DataIntegrity, FreeCount, Ledger, LengthBound,
-                      LostInterrupt, LostKick, OracleFailure, Ordering, finding_for,
-                      pattern)
-from .result import Finding
+                      LostInterrupt, LostKick, OracleFailure, Ordering, pattern)
 
 SIZES = (1, 2, 4, 8, 16)
 FEATURES = {"indirect": F_INDIRECT_DESC, "event_idx": F_EVENT_IDX, "in_order": F_IN_ORDER}

@@ -66,18 +66,26 @@ class _Lock:
     def __init__(self, world: "ThreadWorld", name: str):
         self.world, self.name = world, name
         self._lock = threading.Lock()
+        self.owner = None       # set after acquire, cleared before release
 
     def acquire(self, irqsave: bool = False) -> None:
         w = self.world
         me = threading.get_ident()
+        # A waiter is stuck only while someone else visibly holds the lock: a
+        # thread that has just acquired it (owner not yet set) must not look
+        # blocked to the idle judgement, or the baseline calls its own
+        # descheduling a deadlock or a stranded buffer.
         while not self._lock.acquire(timeout=0.01):
-            w.blocked[me] = (f"lock {self.name!r}", lambda: not self._lock.locked())
+            w.blocked[me] = (f"lock {self.name!r}",
+                             lambda: self.owner is None or self.owner == me)
             if w.stop:
                 raise _Stop()
+        self.owner = me
         w.blocked.pop(me, None)
         w.moved()
 
     def release(self) -> None:
+        self.owner = None
         self._lock.release()
         self.world.moved()
 

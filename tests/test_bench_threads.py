@@ -43,3 +43,27 @@ def test_a_waiting_thread_whose_condition_holds_is_not_quiescent():
     finally:
         stop.set()
         t.join()
+
+
+def test_a_thread_that_just_took_the_lock_is_not_stuck_on_it():
+    """Between acquiring and leaving its waiter entry a thread holds the lock it
+    waited for; "held" must not read as "stuck", or a descheduled thread there
+    is judged a deadlock."""
+    w = ThreadWorld({"scenario": "blk"})
+    lk = w.lock("tx")
+    seen = []
+
+    class Entries(dict):
+        def pop(self, k, d=None):       # the waiter leaves its entry: judge it now
+            if k in self:
+                reason, ready = self[k]
+                seen.append((reason, lk._lock.locked(), ready()))
+            return dict.pop(self, k, d)
+    w.blocked = Entries()
+    lk.acquire()                        # the main thread holds it first
+    t = threading.Thread(target=lambda: (lk.acquire(), lk.release()))
+    t.start()
+    time.sleep(0.05)                    # the waiter fails at least one timed acquire
+    lk.release()
+    t.join()
+    assert seen == [("lock 'tx'", True, True)]

@@ -147,7 +147,8 @@ def TestOneInput(data: bytes) -> None:  # noqa: N802  (the atheris/OSS-Fuzz name
 
 def main(argv=None) -> None:
     from fuzz.common import fuzz_main
-    fuzz_main(sys.argv if argv is None else argv, TestOneInput)
+    from fuzz.schedule_mutator import custom_mutator
+    fuzz_main(sys.argv if argv is None else argv, TestOneInput, custom_mutator)
 
 
 if __name__ == "__main__":

@@ -207,6 +207,58 @@ def test_the_schedule_target_finds_planted_ordering_bugs(bug, bound):
     assert isinstance(e, ScheduleFinding), f"{bug} not found in {bound} inputs"
 
 
+# --- the schedule mutator -----------------------------------------------------------
+
+def test_schedule_mutator_is_deterministic_and_bounded():
+    from fuzz import schedule_mutator as sm
+    data = bytes([2, 2, 1, 0]) + bytes(range(40))
+    flip = lambda d, n: bytes(d[:-1]) + b"\xff"
+    outs = [sm.custom_mutator(data, 128, seed, flip) for seed in range(300)]
+    assert outs == [sm.custom_mutator(data, 128, seed, flip) for seed in range(300)]
+    assert all(len(o) <= 128 for o in outs)
+    assert len(set(outs)) > 100          # it does mutate, many ways
+    assert sum(o == flip(data, 128) for o in outs) in range(100, 200)  # BYTE_SHARE of calls
+
+
+@pytest.mark.parametrize("edit", ["reroll_suffix", "preempt_window", "calm_window"])
+def test_schedule_edits_keep_the_header(edit):
+    from fuzz import schedule_mutator as sm
+    data = bytes([3, 6, 9, 12]) + bytes(60)
+    for seed in range(50):
+        out = getattr(sm, edit)(bytearray(data), mutators.SplitMix(seed), 256)
+        assert out[:HEADER] == data[:HEADER] and len(out) <= 256
+
+
+def test_preempt_and_calm_windows_write_only_their_kind_of_byte():
+    from fuzz import schedule_mutator as sm
+    data = bytes(4) + bytes([0x40]) * 100
+    for seed in range(50):
+        hot = sm.preempt_window(bytearray(data), mutators.SplitMix(seed), 256)
+        changed = [b for a, b in zip(data, hot) if a != b]
+        assert changed and all(b >= PREEMPT for b in changed)
+        calm = sm.calm_window(bytearray(bytes(4) + bytes([0xC0]) * 100),
+                              mutators.SplitMix(seed), 256)
+        assert any(b < PREEMPT for b in calm[HEADER:])
+        assert all(b < PREEMPT or b == 0xC0 for b in calm[HEADER:])
+
+
+def test_schedule_mutator_finds_a_reordering_the_seeds_alone_miss():
+    """The point of the edits: from the seed corpus, a few hundred mutations
+    reach a store reordering (missing-wmb-avail-idx under relaxed)."""
+    from fuzz import schedule_mutator as sm
+    t = ScheduleTarget(bug="missing-wmb-avail-idx")
+    pool = seeds("schedule")
+    assert all(t.run(d).finding is None for d in pool)
+    rng = mutators.SplitMix(11)
+    keep_bytes = lambda d, n: d         # no libFuzzer here: edits only
+    for k in range(3000):
+        data = sm.custom_mutator(pool[rng.randrange(len(pool))], 1024, k, keep_bytes)
+        if t.run(data).finding is not None:
+            return
+        pool.append(data)
+    pytest.fail("no reordering found in 3000 mutations")
+
+
 # --- --bug for desc_chain and used_ring ----------------------------------------------
 
 def _mutations(target: str, seed: int):

@@ -25,6 +25,9 @@ deadlock, step limit): a finding raises `ScheduleFinding`, whose `oracle` is
 the world's (so the repro signature matches the scheduled engines') and which
 carries the params and the recorded schedule for a scheduled-style repro.
 
+Campaigns mutate inputs with fuzz/schedule_mutator.py beside libFuzzer's byte
+mutations (VRINGFUZZ_NO_MUTATOR=1: bytes only).
+
 Implementation under test: VRINGFUZZ_DRIVER / VRINGFUZZ_DEVICE (plug-in specs,
 default the reference); a planted bug from VRINGFUZZ_BUG (`--bug`).  A bug
 fixes the scenario (its own, when it names one), adds the features it needs

@@ -50,14 +50,16 @@ def _threads(args):
 
 
 def _fuzz(args):
-    from harness.bench_fuzz import bench_fuzz, format_fuzz, schedule_inprocess
+    from harness.bench_fuzz import (bench_fuzz, format_fuzz, format_reach, schedule_inprocess,
+                                    schedule_mutator_reach)
     res = bench_fuzz(args.seconds or 5.0)
     inproc = schedule_inprocess()
+    reach = schedule_mutator_reach()
     text = format_fuzz(res) + (
         f"\nschedule in-process (no libFuzzer, no instrumentation): "
         f"{inproc['execs_per_cpu_s']:,} execs per CPU second, "
-        f"{inproc['points_per_exec']:.0f} points/exec")
-    return {**res, "schedule_inprocess": inproc}, text
+        f"{inproc['points_per_exec']:.0f} points/exec\n") + format_reach(reach)
+    return {**res, "schedule_inprocess": inproc, "schedule_mutator_reach": reach}, text
 
 
 def merge_into_docs(part: dict, why: str):

@@ -1,5 +1,6 @@
 """`vringfuzz bench fuzz`: execs per second of each fuzz target, and what the
-structure-aware mutator buys.
+structure-aware mutators buy (desc_chain: coverage; schedule: reaching a
+planted reordering).
 
 Rules: every figure is the median of `repeats` runs of a real atheris/libFuzzer
 process (one core, instrumented, no fork), started from the committed seed
@@ -133,6 +134,54 @@ def compare_mutators(seconds: float = 30.0, repeats: int = 3, *, target="desc_ch
                       for key in ("cov", "ft", "runs", "execs_per_s", "execs_per_cpu_s")}
         res[label]["samples"] = samples
     return res
+
+
+def schedule_mutator_reach(bugs=("missing-wmb-avail-idx", "missing-wmb-used-idx"),
+                           repeats: int = 5, cap: int = 3000) -> dict:
+    """Mutations of the schedule seeds until a planted barrier bug shows, with
+    the schedule mutator's edits and with seeded byte flips (libFuzzer's
+    simplest mutation), in-process and without coverage feedback: every
+    mutant joins the pool.  None: not reached within `cap`."""
+    import random
+
+    from fuzz import mutators, schedule_mutator
+    from fuzz.schedule import ScheduleTarget
+
+    def flips(data, rng):
+        data = bytearray(data)
+        for _ in range(1 + rng.randrange(4)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        return bytes(data)
+    base = [p.read_bytes() for p in sorted(seed_dir("schedule").glob("*.seed"))]
+    res: dict = {}
+    for bug in bugs:
+        target = ScheduleTarget(driver="reference", device="reference", bug=bug)
+        for label in ("schedule edits", "byte flips"):
+            reached = []
+            for k in range(repeats):
+                pool, pick, rng = list(base), mutators.SplitMix(100 + k), random.Random(k)
+                hit = None
+                for n in range(cap):
+                    src = pool[pick.randrange(len(pool))]
+                    data = (schedule_mutator.schedule_mutate(src, pick, 1024)
+                            if label == "schedule edits" else flips(src, rng))
+                    if target.run(data).finding is not None:
+                        hit = n + 1
+                        break
+                    pool.append(data)
+                reached.append(hit)
+            res.setdefault(bug, {})[label] = reached
+    return {"cap": cap, "bugs": res}
+
+
+def format_reach(res: dict) -> str:
+    lines = [f"schedule mutator: mutations of the seeds to a planted barrier bug "
+             f"(in-process, no coverage feedback; '-': not within {res['cap']})"]
+    for bug, row in res["bugs"].items():
+        for label, reached in row.items():
+            lines.append(f"  {bug:<24} {label:<15} "
+                         + " ".join("-" if r is None else str(r) for r in reached))
+    return "\n".join(lines)
 
 
 def format_fuzz(res: dict) -> str:

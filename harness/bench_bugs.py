@@ -311,6 +311,9 @@ def merge(data: dict, part: dict, why: str = "") -> dict:
         if row is None:
             continue
         row["runs"].update(new["runs"])
+        for engine in new["runs"]:          # it ran now: no longer out of reach
+            row["skipped"].pop(engine, None)
+        row["skipped"].update(new.get("skipped", {}))
     for row in data["bugs"].values():
         row["summary"] = {e: summarize(runs) for e, runs in row["runs"].items()}
         row["best"] = _best(row)

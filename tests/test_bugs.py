@@ -336,3 +336,15 @@ def test_a_reader_that_leaves_early_gets_no_traceback():
     err = p.stderr.read().decode()
     p.wait()
     assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_a_rerun_that_now_reaches_a_bug_clears_its_skip_reason():
+    from harness.bench_bugs import merge
+    run = {"found": True, "seconds": 1.0, "runs": 3, "oracle": "lost-kick", "message": "m"}
+    data = {"command": "full", "total_s": 1.0, "false_positives": [],
+            "bugs": {"b": {"runs": {"pct": [run]}, "summary": {},
+                           "skipped": {"fuzz": "no fuzz target reaches this class"}}}}
+    part = {"command": "fuzz", "total_s": 1.0, "false_positives": [],
+            "bugs": {"b": {"runs": {"fuzz": [run]}, "skipped": {}}}}
+    row = merge(data, part)["bugs"]["b"]
+    assert row["skipped"] == {} and row["summary"]["fuzz"]["detected"] == 1

@@ -218,7 +218,12 @@ class ThreadWorld:
             if all(not t.is_alive() for t in workers):
                 verdict = self._end_checks()
                 break
-            if time.monotonic() - self.last_move > IDLE_S and self._all_blocked():
+            mark = self.last_move
+            # Judge idle only if nothing moved while the waits were read: a thread
+            # woken in between (its entry still read, its condition already used
+            # up, e.g. the irq handler clearing irq_pending) would look stuck.
+            if (time.monotonic() - mark > IDLE_S and self._all_blocked()
+                    and self.last_move == mark):
                 verdict = self._judge_idle()
                 break
             if time.monotonic() - start > RUN_TIMEOUT_S:

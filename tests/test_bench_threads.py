@@ -67,3 +67,30 @@ def test_a_thread_that_just_took_the_lock_is_not_stuck_on_it():
     lk.release()
     t.join()
     assert seen == [("lock 'tx'", True, True)]
+
+
+def test_a_thread_woken_while_the_waits_are_read_is_not_quiescence(monkeypatch):
+    """The irq handler leaves its wait and clears irq_pending while the run
+    reads the waits: its entry was read, its condition is false again, so it
+    looks stuck; the move it made must cancel the idle verdict."""
+    w = ThreadWorld({"scenario": "blk"})
+    stop = threading.Event()
+    t = threading.Thread(target=stop.wait)
+    w._threads.append((t, False))
+    judged = []
+    monkeypatch.setattr(bench_threads, "IDLE_S", 0.0)
+    monkeypatch.setattr(w, "_judge_idle", lambda: judged.append(1))
+    real = w._all_blocked
+
+    def woken_meanwhile():
+        w.blocked[t.ident] = ("interrupt", lambda: False)
+        out = real()        # read while it still waited ...
+        w.moved()           # ... and it woke before the verdict
+        stop.set()
+        return out
+    monkeypatch.setattr(w, "_all_blocked", woken_meanwhile)
+    try:
+        w.run()
+    finally:
+        stop.set()
+    assert judged == []

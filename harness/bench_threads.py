@@ -7,7 +7,8 @@ no-ops and the GIL makes every access atomic), no lockdep, no irq masking, and
 a run judged the way a stress test judges it:
 
 * a task raised: the oracle it broke (`oracles.finding_for`);
-* every driver task returned: the end checks (free count, liveness);
+* every driver task returned and every daemon waits for work: the end
+  checks (free count, liveness);
 * nothing moved for IDLE_S while every live task waits for work: liveness
   names what is stranded (lost kick / lost interrupt), else clean; a task
   stuck on a lock that long is a "deadlock";
@@ -215,14 +216,19 @@ class ThreadWorld:
                 verdict = oracles.finding_for(self.errors[0])
                 break
             workers = [t for t, daemon in self._threads if not daemon]
-            if all(not t.is_alive() for t in workers):
-                verdict = self._end_checks()
-                break
             mark = self.last_move
+            if all(not t.is_alive() for t in workers):
+                # Let the daemons settle first: a driver can see its buffer back
+                # (used idx, the ledger) while the device or irq thread has not
+                # yet counted it, and on real threads nothing makes the ring
+                # operation and its bookkeeping one step.
+                if self._all_blocked() and self.last_move == mark:
+                    verdict = self._end_checks()
+                    break
             # Judge idle only if nothing moved while the waits were read: a thread
             # woken in between (its entry still read, its condition already used
             # up, e.g. the irq handler clearing irq_pending) would look stuck.
-            if (time.monotonic() - mark > IDLE_S and self._all_blocked()
+            elif (time.monotonic() - mark > IDLE_S and self._all_blocked()
                     and self.last_move == mark):
                 verdict = self._judge_idle()
                 break

@@ -79,6 +79,7 @@ def test_a_thread_woken_while_the_waits_are_read_is_not_quiescence(monkeypatch):
     w._threads.append((t, False))
     judged = []
     monkeypatch.setattr(bench_threads, "IDLE_S", 0.0)
+    monkeypatch.setattr(bench_threads, "RUN_TIMEOUT_S", 0.2)   # it never settles here
     monkeypatch.setattr(w, "_judge_idle", lambda: judged.append(1))
     real = w._all_blocked
 
@@ -94,3 +95,22 @@ def test_a_thread_woken_while_the_waits_are_read_is_not_quiescence(monkeypatch):
     finally:
         stop.set()
     assert judged == []
+
+
+def test_the_end_checks_wait_for_the_daemons_to_settle(monkeypatch):
+    """Every driver task returned, but the device thread is still between its
+    used-ring store and counting the push: the end checks must wait for it to
+    block again, or the baseline reports a stranded buffer the ring never had."""
+    w = ThreadWorld({"scenario": "blk"})
+    settled = threading.Event()
+    checked = []
+
+    def device():                       # mid-work until `settled`, then waits
+        settled.wait()
+        w.wait("wait-kick blk", lambda: False)
+    w.task("dev", device, daemon=True)
+    w.task("driver", lambda: None)
+    monkeypatch.setattr(w, "_end_checks", lambda: checked.append(settled.is_set()))
+    threading.Timer(0.05, settled.set).start()
+    w.run()
+    assert checked == [True]

@@ -62,22 +62,6 @@ def _fuzz(args):
     return {**res, "schedule_inprocess": inproc, "schedule_mutator_reach": reach}, text
 
 
-def merge_into_docs(part: dict, why: str):
-    from harness.bench_bugs import DOCS, merge, render_markdown, write_docs
-    path = DOCS / "detection.json"
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise UsageError(f"bench bugs --merge: cannot read {path}: {e}") from None
-    try:
-        data = merge(data, part, why)
-    except ValueError as e:
-        raise UsageError(f"bench bugs --merge: {e}") from None
-    text = render_markdown(data)
-    write_docs(data, text)
-    return data, text
-
-
 def _bugs(args):
     from harness import bugs
     from harness.bench_bugs import BASELINES, ENGINES, bench_bugs
@@ -98,7 +82,11 @@ def _bugs(args):
                             engines=args.engine or None, write=not partial,
                             fp_only=args.fp_only)
     if args.merge:
-        data, text = merge_into_docs(data, args.merge)
+        from harness.bench_bugs import merge_into_docs
+        try:
+            data, text = merge_into_docs(data, args.merge)
+        except ValueError as e:
+            raise UsageError(f"bench bugs --merge: {e}") from None
     return data, text
 
 

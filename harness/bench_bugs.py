@@ -336,6 +336,21 @@ def merge(data: dict, part: dict, why: str = "") -> dict:
     return data
 
 
+def merge_into_docs(part: dict, why: str, folder: Path = DOCS) -> tuple[dict, str]:
+    """Merge a partial run into the committed detection.{md,json} (ValueError
+    when the document cannot be read or the budgets do not fit)."""
+    import json
+    path = folder / "detection.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"cannot read {path}: {e}") from None
+    data = merge(data, part, why)
+    text = render_markdown(data)
+    write_docs(data, text, folder)
+    return data, text
+
+
 def rerender(folder: Path = DOCS) -> str:
     """Re-render detection.md from detection.json (same run, same data)."""
     import json
@@ -452,5 +467,5 @@ def render_markdown(data: dict) -> str:
     return "\n".join(out) + "\n"
 
 
-__all__ = ["bench_bugs", "run_engine", "applies", "summarize", "merge",
+__all__ = ["bench_bugs", "run_engine", "applies", "summarize", "merge", "merge_into_docs",
            "ENGINES", "BASELINES", "write_docs", "render_markdown"]

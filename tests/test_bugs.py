@@ -348,3 +348,14 @@ def test_a_rerun_that_now_reaches_a_bug_clears_its_skip_reason():
             "bugs": {"b": {"runs": {"fuzz": [run]}, "skipped": {}}}}
     row = merge(data, part)["bugs"]["b"]
     assert row["skipped"] == {} and row["summary"]["fuzz"]["detected"] == 1
+
+
+def test_merging_into_a_missing_document_is_a_usage_error(tmp_path, monkeypatch, capsys):
+    from harness.cli import main
+    monkeypatch.chdir(tmp_path)         # no docs/detection.json here
+    import harness.bench_bugs as bb
+    monkeypatch.setattr(bb, "bench_bugs", lambda **kw: ({"false_positives": [], "bugs": {},
+                                                          "command": "x", "total_s": 0}, ""))
+    assert main(["bench", "bugs", "--engine", "pct", "--merge", "why"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("vringfuzz: error: bench bugs --merge: cannot read") and "\n" not in err

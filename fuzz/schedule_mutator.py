@@ -26,7 +26,7 @@ from __future__ import annotations
 from fuzz.mutators import SplitMix
 from harness.sched.fuzzsource import PREEMPT
 
-HEADER = 4              # fuzz/schedule.py's header length
+HEADER = 4              # fuzz/schedule.py's (not imported: under atheris it is __main__)
 BYTE_SHARE = 0.5
 MAX_SUFFIX = 512        # runs decide < 1,000 times; more bytes are never read
 MAX_WINDOW = 32

@@ -209,6 +209,11 @@ def test_the_schedule_target_finds_planted_ordering_bugs(bug, bound):
 
 # --- the schedule mutator -----------------------------------------------------------
 
+def test_schedule_mutator_knows_the_targets_header_length():
+    from fuzz import schedule_mutator as sm
+    assert sm.HEADER == HEADER      # a copy: the target module cannot be imported twice
+
+
 def test_schedule_mutator_is_deterministic_and_bounded():
     from fuzz import schedule_mutator as sm
     data = bytes([2, 2, 1, 0]) + bytes(range(40))

@@ -136,22 +136,36 @@ def compare_mutators(seconds: float = 30.0, repeats: int = 3, *, target="desc_ch
     return res
 
 
+def mutations_to_finding(target, base: list[bytes], mutate, pick, cap: int) -> int | None:
+    """Mutants of `base` (mutate(src) -> bytes, sources drawn by `pick`, every
+    mutant joining the pool: no coverage feedback) until `target` finds
+    something; how many it took, or None within `cap`."""
+    pool = list(base)
+    for n in range(cap):
+        data = mutate(pool[pick.randrange(len(pool))])
+        if target.run(data).finding is not None:
+            return n + 1
+        pool.append(data)
+    return None
+
+
 def schedule_mutator_reach(bugs=("missing-wmb-avail-idx", "missing-wmb-used-idx"),
                            repeats: int = 5, cap: int = 3000) -> dict:
     """Mutations of the schedule seeds until a planted barrier bug shows, with
     the schedule mutator's edits and with seeded byte flips (libFuzzer's
-    simplest mutation), in-process and without coverage feedback: every
-    mutant joins the pool.  None: not reached within `cap`."""
+    simplest mutation), in-process (mutations_to_finding)."""
     import random
 
     from fuzz import mutators, schedule_mutator
     from fuzz.schedule import ScheduleTarget
 
-    def flips(data, rng):
-        data = bytearray(data)
-        for _ in range(1 + rng.randrange(4)):
-            data[rng.randrange(len(data))] = rng.randrange(256)
-        return bytes(data)
+    def flips(rng):
+        def mutate(data):
+            data = bytearray(data)
+            for _ in range(1 + rng.randrange(4)):
+                data[rng.randrange(len(data))] = rng.randrange(256)
+            return bytes(data)
+        return mutate
     base = [p.read_bytes() for p in sorted(seed_dir("schedule").glob("*.seed"))]
     res: dict = {}
     for bug in bugs:
@@ -159,17 +173,10 @@ def schedule_mutator_reach(bugs=("missing-wmb-avail-idx", "missing-wmb-used-idx"
         for label in ("schedule edits", "byte flips"):
             reached = []
             for k in range(repeats):
-                pool, pick, rng = list(base), mutators.SplitMix(100 + k), random.Random(k)
-                hit = None
-                for n in range(cap):
-                    src = pool[pick.randrange(len(pool))]
-                    data = (schedule_mutator.schedule_mutate(src, pick, 1024)
-                            if label == "schedule edits" else flips(src, rng))
-                    if target.run(data).finding is not None:
-                        hit = n + 1
-                        break
-                    pool.append(data)
-                reached.append(hit)
+                pick = mutators.SplitMix(100 + k)
+                mutate = (flips(random.Random(k)) if label == "byte flips" else
+                          lambda src, pick=pick: schedule_mutator.schedule_mutate(src, pick, 1024))
+                reached.append(mutations_to_finding(target, base, mutate, pick, cap))
             res.setdefault(bug, {})[label] = reached
     return {"cap": cap, "bugs": res}
 

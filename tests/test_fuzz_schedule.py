@@ -251,17 +251,13 @@ def test_schedule_mutator_finds_a_reordering_the_seeds_alone_miss():
     """The point of the edits: from the seed corpus, a few hundred mutations
     reach a store reordering (missing-wmb-avail-idx under relaxed)."""
     from fuzz import schedule_mutator as sm
+    from harness.bench_fuzz import mutations_to_finding
     t = ScheduleTarget(bug="missing-wmb-avail-idx")
-    pool = seeds("schedule")
-    assert all(t.run(d).finding is None for d in pool)
-    rng = mutators.SplitMix(11)
-    keep_bytes = lambda d, n: d         # no libFuzzer here: edits only
-    for k in range(3000):
-        data = sm.custom_mutator(pool[rng.randrange(len(pool))], 1024, k, keep_bytes)
-        if t.run(data).finding is not None:
-            return
-        pool.append(data)
-    pytest.fail("no reordering found in 3000 mutations")
+    base = seeds("schedule")
+    assert all(t.run(d).finding is None for d in base)
+    pick = mutators.SplitMix(11)
+    n = mutations_to_finding(t, base, lambda d: sm.schedule_mutate(d, pick, 1024), pick, 3000)
+    assert n is not None, "no reordering found in 3000 mutations"
 
 
 # --- --bug for desc_chain and used_ring ----------------------------------------------

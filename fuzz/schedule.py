@@ -32,7 +32,9 @@ Implementation under test: VRINGFUZZ_DRIVER / VRINGFUZZ_DEVICE (plug-in specs,
 default the reference); a planted bug from VRINGFUZZ_BUG (`--bug`).  A bug
 fixes the scenario (its own, when it names one), adds the features it needs
 and raises the memory model to at least the one it needs; the bytes still
-choose everything else.
+choose everything else.  VRINGFUZZ_MODEL (`--memory-model`) pins the memory
+model instead: the model byte's low bits are then ignored, bug or no bug, as
+`--memory-model` overrides a bug's model on the scheduled engines.
 """
 from __future__ import annotations
 
@@ -56,6 +58,7 @@ with instrumentation(__name__ == "__main__", "VRINGFUZZ_DRIVER", "VRINGFUZZ_DEVI
     from fuzz.common import FuzzFinding, plugin_spec
 
 ENV_BUG = "VRINGFUZZ_BUG"
+ENV_MODEL = "VRINGFUZZ_MODEL"
 SCENARIOS = ("net", "net-tx", "net-rx", "blk", "draft3")
 MODELS = ("sc", "tso", "relaxed")
 HEADER = 4
@@ -77,20 +80,28 @@ def _bit(b: int, k: int) -> int:
     return (b >> k) & 1
 
 
+def check_model(model: str | None) -> str | None:
+    if model is not None and model not in MODELS:
+        raise ValueError(f"memory model {model!r}: expected one of {', '.join(MODELS)}")
+    return model
+
+
 def decode_params(data: bytes, *, driver="reference", device="reference",
-                  bug=None) -> dict:
-    """The scenario parameters the first HEADER bytes choose (see the docstring)."""
+                  bug=None, model=None) -> dict:
+    """The scenario parameters the first HEADER bytes choose (see the docstring);
+    `model` pins the memory model."""
     head = bytes(data[:HEADER]).ljust(HEADER, b"\0")
     b0, b1, b2, b3 = head
     scenario = SCENARIOS[b0 % len(SCENARIOS)]
-    model = MODELS[(b1 & 3) % 3]
+    pinned = check_model(model)
+    model = pinned or MODELS[(b1 & 3) % 3]
     feats = [name for bit, name in ((2, "indirect"), (3, "event_idx"), (4, "in_order"))
              if _bit(b1, bit)]
     if bug is not None:
         from harness.scenarios import names
         if bug.scenario in names():
             scenario = bug.scenario
-        if MODELS.index(bug.memory_model) > MODELS.index(model):
+        if pinned is None and MODELS.index(bug.memory_model) > MODELS.index(model):
             model = bug.memory_model
         feats += [f for f in bug.features if f not in feats]
     if scenario == "blk" and "indirect" not in feats:
@@ -113,16 +124,19 @@ def decode_params(data: bytes, *, driver="reference", device="reference",
 class ScheduleTarget:
     """One fuzz target instance (run_once builds every run fresh: no reuse to reset)."""
 
-    def __init__(self, driver=None, device=None, bug=None):
+    def __init__(self, driver=None, device=None, bug=None, model=None):
         self.driver = plugin_spec("driver", driver)
         self.device = plugin_spec("device", device)
         name = bug if bug is not None else os.environ.get(ENV_BUG) or None
         self.bug = _bugs.get(name) if name else None
+        model = model if model is not None else os.environ.get(ENV_MODEL)
+        self.model = check_model(model or None)
         self.last_steps = 0           # scheduling points of the last run
         self.last_decisions = 0       # of which the bytes decided
 
     def params(self, data: bytes) -> dict:
-        return decode_params(data, driver=self.driver, device=self.device, bug=self.bug)
+        return decode_params(data, driver=self.driver, device=self.device, bug=self.bug,
+                             model=self.model)
 
     def run(self, data: bytes, *, trace: bool = False):
         """The RunReport of one input (no exception for a finding)."""

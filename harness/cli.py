@@ -78,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--driver", default="reference")
     f.add_argument("--device", default="reference")
     f.add_argument("--bug", default=None, help="plant a bug from the zoo (see `vringfuzz bugs`)")
+    f.add_argument("--memory-model", choices=MEMORY_MODELS, default=None,
+                   help="schedule target: pin the model (default: its bytes choose)")
     f.add_argument("--json", action="store_true", help="print one JSON object")
 
     r = sub.add_parser("replay", help="re-run a repro file (exit 1 when it still fails)")

@@ -23,6 +23,10 @@ Rules and theory of operation:
   engine: desc_chain/used_ring get the faulty side as their --device /
   --driver; the schedule target gets the bug's name (VRINGFUZZ_BUG) because a
   bug also chooses its scenario, features and memory model.
+* `memory_model` pins the schedule target's memory model (VRINGFUZZ_MODEL in
+  the child; the other targets have none).  A schedule repro's memory_model
+  is always the model its input ran under, and replay and minimize pin it,
+  so a pinned campaign's crash re-runs as it failed.
 """
 from __future__ import annotations
 
@@ -44,6 +48,7 @@ MAX_LEN = 8192          # the largest desc_chain input (128-entry queue, 4 table
 #: run makes a few hundred; longer inputs only slow every execution.
 MAX_LENS = {"schedule": 1024}
 ENV_BUG = "VRINGFUZZ_BUG"
+ENV_MODEL = "VRINGFUZZ_MODEL"
 
 _ROOT = Path(__file__).resolve().parent.parent
 _STATS = re.compile(r"^#(\d+)\s*:?\s+(?:\w+\s+)?cov: (\d+) ft: (\d+) corp: (\d+)"
@@ -79,12 +84,21 @@ def bug_specs(bug, driver="reference", device="reference") -> tuple[str, str]:
     return bugs.driver_spec(b, driver), bugs.device_spec(b, device)
 
 
-def make_target(target: str, *, driver="reference", device="reference", bug=None):
+def check_model(target: str, memory_model) -> None:
+    if memory_model and target != "schedule":
+        raise UsageError(f"--memory-model: fuzz target {target} has no memory model "
+                         "(only schedule has)")
+
+
+def make_target(target: str, *, driver="reference", device="reference", bug=None,
+                memory_model=None):
     """A fresh in-process instance of a target (its TestOneInput as a callable)."""
     check_target(target)
+    check_model(target, memory_model)
     if target == "schedule":
         from fuzz.schedule import ScheduleTarget
-        return ScheduleTarget(driver=driver, device=device, bug=bug or "")
+        return ScheduleTarget(driver=driver, device=device, bug=bug or "",
+                              model=memory_model or "")
     driver, device = bug_specs(bug, driver, device)
     if target == "desc_chain":
         from fuzz.desc_chain import DescChainTarget
@@ -104,9 +118,10 @@ def signature_of(exc: BaseException) -> dict:
 
 
 def run_input_exc(target: str, data: bytes, *, driver="reference", device="reference",
-                  bug=None) -> BaseException | None:
+                  bug=None, memory_model=None) -> BaseException | None:
     """Run one input in-process on a fresh target; what escaped, or None."""
-    t = make_target(target, driver=driver, device=device, bug=bug)
+    t = make_target(target, driver=driver, device=device, bug=bug,
+                    memory_model=memory_model)
     try:
         t(bytes(data))
     except Exception as e:  # noqa: BLE001  (every escape is the finding)
@@ -115,16 +130,19 @@ def run_input_exc(target: str, data: bytes, *, driver="reference", device="refer
 
 
 def run_input(target: str, data: bytes, *, driver="reference", device="reference",
-              bug=None) -> dict | None:
+              bug=None, memory_model=None) -> dict | None:
     """Run one input in-process on a fresh target; the failure's signature or None."""
-    exc = run_input_exc(target, data, driver=driver, device=device, bug=bug)
+    exc = run_input_exc(target, data, driver=driver, device=device, bug=bug,
+                        memory_model=memory_model)
     return None if exc is None else signature_of(exc)
 
 
 def fuzz_doc(target: str, data: bytes, *, signature: dict, driver="reference",
-             device="reference", bug=None, exc: BaseException | None = None) -> dict:
+             device="reference", bug=None, exc: BaseException | None = None,
+             memory_model=None) -> dict:
     """The repro document of one fuzz input.  For the schedule target it also
-    holds the scheduled run (params, recorded schedule) when `exc` carries it."""
+    holds the scheduled run (params, recorded schedule) when `exc` carries it,
+    and always the memory model the input runs under."""
     from harness import repro
     extra = {}
     params = getattr(exc, "params", None)
@@ -132,9 +150,23 @@ def fuzz_doc(target: str, data: bytes, *, signature: dict, driver="reference",
         extra = dict(scenario=params["scenario"], params=params, schedule=exc.schedule,
                      memory_model=params["memory_model"])
         driver, device = params["driver"], params["device"]   # with the bug's side in
+    elif target == "schedule":
+        t = make_target(target, driver=driver, device=device, bug=bug,
+                        memory_model=memory_model)
+        extra = dict(memory_model=t.params(bytes(data))["memory_model"])
     return repro.make_doc("fuzz", target=target, input_bytes=bytes(data),
                           driver=_spec_name(driver), device=_spec_name(device),
                           bug=bug or None, signature=signature, **extra)
+
+
+def fuzz_impl(doc: dict) -> dict:
+    """What a fuzz repro ran on: driver, device, planted bug and, for the
+    schedule target, the memory model (pinned, so the input runs as recorded)."""
+    impl = dict(driver=doc.get("driver") or "reference",
+                device=doc.get("device") or "reference", bug=doc.get("bug"))
+    if doc.get("target") == "schedule":
+        impl["memory_model"] = doc.get("memory_model")
+    return impl
 
 
 def replay_fuzz(doc: dict) -> Finding | None:
@@ -143,19 +175,20 @@ def replay_fuzz(doc: dict) -> Finding | None:
     target = doc.get("target")
     if target not in TARGETS:
         raise ReproError(f"fuzz repro names an unknown target {target!r}")
-    sig = run_input(target, input_bytes(doc), driver=doc.get("driver") or "reference",
-                    device=doc.get("device") or "reference", bug=doc.get("bug"))
+    sig = run_input(target, input_bytes(doc), **fuzz_impl(doc))
     if sig is None:
         return None
     return Finding(sig["oracle"], sig["message"], repro=doc)
 
 
 def artifact_to_repro(target: str, path: Path, out_dir: Path, *, driver="reference",
-                      device="reference", bug=None, log_tail: str = "") -> Path:
+                      device="reference", bug=None, memory_model=None,
+                      log_tail: str = "") -> Path:
     """Turn one libFuzzer artifact into a repro file; returns its path."""
     from harness import repro
     data = path.read_bytes()
-    exc = run_input_exc(target, data, driver=driver, device=device, bug=bug)
+    exc = run_input_exc(target, data, driver=driver, device=device, bug=bug,
+                        memory_model=memory_model)
     sig = None if exc is None else signature_of(exc)
     if sig is None:
         # Not reproducible in-process (a timeout, an OOM, or the fuzzer's own
@@ -164,7 +197,7 @@ def artifact_to_repro(target: str, path: Path, out_dir: Path, *, driver="referen
         sig = {"oracle": f"fuzz:{kind}", "message": f"{kind} (does not reproduce "
                f"in-process) {log_tail}".strip()}
     doc = fuzz_doc(target, data, signature=sig, driver=driver, device=device, bug=bug,
-                   exc=exc)
+                   exc=exc, memory_model=memory_model)
     return repro.save(doc, out_dir)
 
 
@@ -239,14 +272,16 @@ def _artifacts(out_dir: Path) -> list[Path]:
 def run_fuzz(target: str, *, time_s: float = 60.0, jobs: int = 1, corpus_dir=None,
              out_dir="out", progress=True, driver="reference", device="reference",
              bug=None, seed: int | None = None, runs: int | None = None, extra_args=(),
-             env=None) -> EngineResult:
+             env=None, memory_model=None) -> EngineResult:
     """Run one campaign; every crash becomes a repro file in out_dir.
 
     progress: True (a live line on stderr), False, or a harness.progress.Progress.
     bug: a zoo bug to plant; seed: libFuzzer's -seed (None: libFuzzer picks).
+    memory_model: pin the schedule target's model (None: its bytes choose).
     """
     from harness.progress import Progress
     check_target(target)
+    check_model(target, memory_model)
     if target != "schedule":
         driver, device = bug_specs(bug, driver, device)
     if seed is not None:
@@ -262,9 +297,12 @@ def run_fuzz(target: str, *, time_s: float = 60.0, jobs: int = 1, corpus_dir=Non
                                            runs=runs, extra=extra_args,
                                            max_len=MAX_LENS.get(target, MAX_LEN))
     child_env = dict(os.environ if env is None else env)
-    child_env.pop(ENV_BUG, None)      # the repro records the bug: only ours may apply
+    for name in (ENV_BUG, ENV_MODEL):  # the repro records these: only ours may apply
+        child_env.pop(name, None)
     if bug and target == "schedule":
         child_env[ENV_BUG] = bug
+    if memory_model:
+        child_env[ENV_MODEL] = memory_model
     for name, spec in (("VRINGFUZZ_DRIVER", driver), ("VRINGFUZZ_DEVICE", device)):
         if isinstance(spec, str) and spec != "reference":
             child_env[name] = spec
@@ -303,7 +341,7 @@ def run_fuzz(target: str, *, time_s: float = 60.0, jobs: int = 1, corpus_dir=Non
     repros = []
     for art in new:
         path = artifact_to_repro(target, art, out, driver=driver, device=device,
-                                 bug=bug, log_tail=tail)
+                                 bug=bug, memory_model=memory_model, log_tail=tail)
         if path not in repros:
             repros.append(path)
     (bar.done if owned else partial(bar.update, force=True))(
@@ -311,7 +349,8 @@ def run_fuzz(target: str, *, time_s: float = 60.0, jobs: int = 1, corpus_dir=Non
         corpus=stats.get("corpus", 0), crashes=len(new))
     result = EngineResult(engine="fuzz", found=bool(repros), seconds=time.monotonic() - start,
                           runs=stats.get("runs", 0),
-                          extra={"target": target, "bug": bug, "cov": stats.get("cov"),
+                          extra={"target": target, "bug": bug, "memory_model": memory_model,
+                                 "cov": stats.get("cov"),
                                  "ft": stats.get("ft"), "corpus": stats.get("corpus"),
                                  "execs_per_s": stats.get("execs_per_s"),
                                  "crashes": [str(p) for p in repros],
@@ -336,7 +375,8 @@ def main(args) -> int:
     result = run_fuzz(args.target, time_s=args.time, jobs=args.jobs, corpus_dir=args.corpus,
                       out_dir=out, progress=not getattr(args, "json", False),
                       driver=getattr(args, "driver", None) or "reference",
-                      device=getattr(args, "device", None) or "reference", bug=bug)
+                      device=getattr(args, "device", None) or "reference", bug=bug,
+                      memory_model=getattr(args, "memory_model", None))
     if getattr(args, "json", False):
         import json
         print(json.dumps(result.to_json(), sort_keys=True))

@@ -138,11 +138,10 @@ def minimize_doc(doc: dict) -> dict:
             raise UsageError("the repro does not fail as recorded; nothing to minimize")
         return dict(doc, ops=ddmin(ops, fails))
     if engine == "fuzz":
-        from .fuzzing import fuzz_doc, run_input_exc, signature_of
+        from .fuzzing import fuzz_doc, fuzz_impl, run_input_exc, signature_of
         data = repro.input_bytes(doc)
-        # The same implementation as recorded: driver, device and planted bug.
-        impl = dict(driver=doc.get("driver") or "reference",
-                    device=doc.get("device") or "reference", bug=doc.get("bug"))
+        # The same implementation as recorded: driver, device, planted bug (and model).
+        impl = fuzz_impl(doc)
 
         def fails(sub):
             exc = run_input_exc(doc["target"], bytes(sub), **impl)

@@ -359,3 +359,10 @@ def test_merging_into_a_missing_document_is_a_usage_error(tmp_path, monkeypatch,
     assert main(["bench", "bugs", "--engine", "pct", "--merge", "why"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("vringfuzz: error: bench bugs --merge: cannot read") and "\n" not in err
+
+
+def test_the_schedule_target_runs_the_false_positive_check_once_per_memory_model():
+    from harness.bench_bugs import _fp_cells
+    sched = [c for c in _fp_cells(600.0) if c[1] == "fuzz" and c[3]["target"] == "schedule"]
+    assert sorted(c[3]["memory_model"] for c in sched) == ["relaxed", "sc", "tso"]
+    assert all(c[2] == 600.0 and c[0]["model"] == c[3]["memory_model"] for c in sched)

@@ -338,6 +338,16 @@ def test_check_engine_fuzz_finds_a_planted_bug_and_records_it(tmp_path):
     assert doc["driver"] == bugs.driver_spec(bugs.get("enable-cb-no-recheck"))
 
 
+def test_a_campaigns_pinned_model_reaches_the_fuzzing_child(tmp_path):
+    # Unpinned, the bug raises the model to tso and the first seed finds it
+    # (test_a_pinned_campaigns_crash_replays_under_its_pinned_model); pinned to
+    # sc, where the store-load reordering does not exist, a bounded campaign is clean.
+    res = fuzzing.run_fuzz("schedule", time_s=30, out_dir=tmp_path, progress=False,
+                           bug="kick-prepare-wmb-not-mb", memory_model="sc", seed=1, runs=300)
+    assert res.extra["exit_code"] == 0 and res.runs >= 300
+    assert not res.found, res.message
+
+
 @pytest.mark.parametrize("target", fuzzing.TARGETS)
 def test_each_target_runs_under_libfuzzer(target, tmp_path):
     """A real atheris/libFuzzer smoke: the seeds plus a bounded number of runs."""
@@ -353,3 +363,54 @@ def test_each_target_runs_under_libfuzzer(target, tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert fuzzing.parse_stats(proc.stderr).get("runs", 0) >= 200
+
+
+# --- a pinned memory model (--memory-model, VRINGFUZZ_MODEL) ---------------------
+
+def test_a_pinned_model_overrides_the_model_byte_and_the_bugs_model():
+    bug = bugs.get("kick-prepare-wmb-not-mb")        # needs tso
+    for b1 in range(3):
+        data = bytes([0, b1, 0, 0])
+        assert decode_params(data, model="relaxed")["memory_model"] == "relaxed"
+        assert decode_params(data, bug=bug)["memory_model"] != "sc"
+        assert decode_params(data, bug=bug, model="sc")["memory_model"] == "sc"
+
+
+def test_the_target_reads_its_pinned_model_from_the_environment(monkeypatch):
+    monkeypatch.setenv("VRINGFUZZ_MODEL", "tso")
+    assert ScheduleTarget().params(bytes(HEADER))["memory_model"] == "tso"
+    assert ScheduleTarget(model="").params(bytes(HEADER))["memory_model"] == "sc"
+    monkeypatch.setenv("VRINGFUZZ_MODEL", "weak")
+    with pytest.raises(ValueError, match="weak"):
+        ScheduleTarget()
+
+
+def test_a_model_pin_on_a_target_without_models_is_a_usage_error():
+    from harness.errors import UsageError
+    with pytest.raises(UsageError, match="no memory model"):
+        fuzzing.make_target("desc_chain", memory_model="tso")
+
+
+def test_a_pinned_campaigns_crash_replays_under_its_pinned_model(tmp_path):
+    # kick-prepare-wmb-not-mb is a store-load reordering: tso has it, sc does not.
+    name = "kick-prepare-wmb-not-mb"
+    t = ScheduleTarget(bug=name, model="tso")
+    data = failing_input(t, seeds_then_random("schedule", 1), 400)
+    art = tmp_path / "crash-1"
+    art.write_bytes(data)
+    path = fuzzing.artifact_to_repro("schedule", art, tmp_path, bug=name, memory_model="tso")
+    doc = repro.load(path)
+    assert doc["memory_model"] == doc["params"]["memory_model"] == "tso"
+    assert fuzzing.replay_fuzz(doc) is not None
+    # Replay pins the recorded model: under sc the same input is clean, although
+    # the bug alone would raise the bytes' model to tso.
+    assert fuzzing.replay_fuzz(dict(doc, memory_model="sc")) is None
+
+
+def test_a_schedule_repro_without_a_recorded_run_still_records_its_model():
+    doc = fuzzing.fuzz_doc("schedule", bytes([0, 2, 0, 0]),
+                           signature={"oracle": "fuzz:timeout", "message": "timeout"})
+    assert doc["memory_model"] == "relaxed"                   # what the bytes chose
+    doc = fuzzing.fuzz_doc("schedule", bytes([0, 2, 0, 0]), memory_model="tso",
+                           signature={"oracle": "fuzz:timeout", "message": "timeout"})
+    assert doc["memory_model"] == "tso"

@@ -2,7 +2,7 @@
 
 `opts.target` picks the target (default desc_chain); opts.time, opts.driver,
 opts.device, opts.bug, opts.seed, opts.out and opts.progress are honoured as
-by every engine.  The campaign runs in a child process (harness/fuzzing.py),
+by every engine; opts.memory_model pins the schedule target's model.  The campaign runs in a child process (harness/fuzzing.py),
 stops at its first crash, and that crash is a repro file in opts.out that
 records the driver, device and bug, so `vringfuzz replay` runs the same
 implementation.  The working corpus is opts.out/corpus/<target>: a second
@@ -25,4 +25,5 @@ def run(opts):
                     driver=getattr(opts, "driver", None) or "reference",
                     device=getattr(opts, "device", None) or "reference",
                     bug=getattr(opts, "bug", None) or None,
-                    seed=None if seed is None else int(seed))
+                    seed=None if seed is None else int(seed),
+                    memory_model=getattr(opts, "memory_model", None))

@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 
 from harness.errors import UsageError
 from vring.contract import PluginError
@@ -201,9 +203,24 @@ COMMANDS = {"check": cmd_check, "campaign": cmd_campaign, "replay": cmd_replay,
             "bench": cmd_bench, "linux": cmd_linux}
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so cleanup (`finally`) runs; a
+    BaseException, like KeyboardInterrupt, so no `except Exception` (a pool
+    worker's included) swallows it."""
+
+
+def _terminated(signum, frame):
+    raise Terminated()
+
+
 def main(argv=None) -> int:
     from harness.repro import ReproError
     parser = build_parser()
+    # `kill PID` must stop a campaign's children too, as Ctrl-C does: the
+    # default SIGTERM action would skip every `finally` that stops them.
+    old_term = None
+    if threading.current_thread() is threading.main_thread():
+        old_term = signal.signal(signal.SIGTERM, _terminated)
     try:
         args = parser.parse_args(argv)
         if args.cmd is None:
@@ -215,11 +232,17 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("vringfuzz: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("vringfuzz: terminated", file=sys.stderr)
+        return 143
     except BrokenPipeError:
         # `vringfuzz bugs | head`: the reader left; point stdout at devnull so
         # the interpreter's final flush does not raise again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -269,6 +270,25 @@ def _artifacts(out_dir: Path) -> list[Path]:
                   if p.is_file() and p.name.split("-", 1)[0] in ARTIFACT_KINDS)
 
 
+def _stop_group(proc) -> None:
+    """Stop the child's process group (libFuzzer and any -fork workers)."""
+    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, None)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break                     # the whole group is gone
+        try:
+            proc.wait(wait)
+        except subprocess.TimeoutExpired:
+            continue
+        if sig == signal.SIGTERM:
+            try:                      # workers may outlive the leader
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        break
+
+
 def run_fuzz(target: str, *, time_s: float = 60.0, jobs: int = 1, corpus_dir=None,
              out_dir="out", progress=True, driver="reference", device="reference",
              bug=None, seed: int | None = None, runs: int | None = None, extra_args=(),
@@ -312,8 +332,10 @@ def run_fuzz(target: str, *, time_s: float = 60.0, jobs: int = 1, corpus_dir=Non
     start = time.monotonic()
     stats: dict = {}
     with open(log_path, "wb") as log:
+        # Its own process group: a stop (Ctrl-C, or SIGTERM to us, which the CLI
+        # turns into an exit that runs this finally) must also reach -fork's workers.
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=out,
-                                env=child_env)
+                                env=child_env, start_new_session=True)
         try:
             deadline = start + time_s + 60  # libFuzzer stops itself; this is the backstop
             while proc.poll() is None:
@@ -324,15 +346,9 @@ def run_fuzz(target: str, *, time_s: float = 60.0, jobs: int = 1, corpus_dir=Non
                            ft=stats.get("ft", 0), corpus=stats.get("corpus", 0),
                            execs_s=stats.get("execs_per_s", 0), crashes=crashes)
                 if time.monotonic() > deadline:
-                    proc.kill()
+                    _stop_group(proc)
         finally:
-            if proc.poll() is None:   # interrupted: stop the child, keep its artifacts
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            _stop_group(proc)         # interrupted: stop the campaign, keep its artifacts
     text = log_path.read_text(errors="replace")
     stats = parse_stats(text) or stats
     new = [p for p in _artifacts(out) if p not in before]

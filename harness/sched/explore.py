@@ -29,6 +29,23 @@ Theory of operation:
   DPOR with a bound runs without sleep sets (see dpor.py); it is checked
   against the plain search outcome for outcome in tests/test_sched_explore.py.
   Sleep sets alone with a bound are NOT complete (the same tests show it).
+* Memory-model actions cost like tasks: one preemption, except where no
+  task could run instead (`lazy_actions`, the default).  Without it a drain
+  or stale drop chosen while no task runs is free, like the choice of the
+  next task there; with it buffered stores stay buffered and stale values
+  stay visible until the search spends a preemption on them (a deviation
+  from the default schedule, as in delay bounding: Emmi, Qadeer &
+  Rakamaric, POPL 2011).  Unbounded, the two spaces are the same.
+* Stale drops are deferred (`defer_stale`, the default): dropping task T's
+  stale value of X changes only what T's later reads of X return; it
+  commutes with everything else (T's own store or barrier removes the entry
+  either way).  So the drop is explored only where T is enabled and its
+  next operation reads X; any earlier drop has an equivalent run that drops
+  there instead, at the same preemption cost: one, with lazy_actions, at
+  any decision where a task is enabled.  Where only actions are enabled a
+  drop is free, so there nothing is deferred (and without lazy_actions,
+  nowhere).
+  Counted in `deferred`; tested against the search without it.
 * Data choices (choose_int) are nodes whose values are all explored, at no
   preemption cost, with the sleep set carried through unchanged.
 * Determinism is required: replaying a prefix must offer the same options
@@ -48,6 +65,7 @@ _MEM = {"r16": (2, False), "r32": (4, False), "r64": (8, False), "read": (None, 
         "w16": (2, True), "w32": (4, True), "w64": (8, True), "write": (None, True),
         "drain": (8, True), "stale": (None, True)}   # drain: b is the value; 8 covers it
 _LOCK = frozenset(("lock", "unlock", "trylock", "acquire", "release"))
+_READ = frozenset(k for k, (_, w) in _MEM.items() if not w)
 _LOCAL = frozenset(("yield",))
 
 
@@ -89,10 +107,11 @@ def independent(op1, op2) -> bool:
 
 class _Node:
     __slots__ = ("options", "current", "chosen", "explored", "tried", "sleep", "ops",
-                 "pre", "data", "backtrack", "mark")
+                 "pre", "data", "backtrack", "mark", "lazy", "skip")
 
-    def __init__(self, options, current, pre, data):
+    def __init__(self, options, current, pre, data, lazy=False):
         self.options = options
+        self.lazy = lazy
         self.current = current
         self.pre = pre              # preemptions spent above this node
         self.data = data
@@ -103,21 +122,33 @@ class _Node:
         self.ops: dict = {}
         self.backtrack: set | None = None   # DPOR: what to explore here (None: all)
         self.mark = None                    # DPOR: the race tracker's state here
+        self.skip = ()                      # deferred stale drops: never explored here
 
     def cost(self, c) -> int:
-        return int(not self.data and self.current is not None and c != self.current)
+        if self.data or c == self.current:
+            return 0
+        if self.current is not None:
+            return 1
+        # No task running: any task is free (CHESS); an action costs one when a
+        # task could run instead (`lazy`: buffers drain late by default).
+        return int(self.lazy and c >= ACTION_BASE and self.options[0] < ACTION_BASE)
 
 
 class ExploreSource:
     """The DFS as a schedule source; drive it with explore()."""
 
-    def __init__(self, *, preemption_bound: int | None = 2, por: bool | str = True):
+    def __init__(self, *, preemption_bound: int | None = 2, por: bool | str = True,
+                 lazy_actions: bool = True, defer_stale: bool = True):
         if por not in (True, False, "dpor", "sleep"):
             raise ValueError(f"por={por!r}: expected True/'dpor', 'sleep' or False")
         self.preemption_bound = preemption_bound
+        self.lazy_actions = lazy_actions
         self.por = bool(por)
         self.dpor = por is True or por == "dpor"
-        self.wants_ops = self.por
+        # Deferring is cost-preserving only where a drop costs one anyway: with
+        # lazy actions, at decisions where some task is enabled.
+        self.defer_stale = defer_stale and lazy_actions
+        self.wants_ops = self.por or defer_stale    # next reads, for defer_stale
         self.sees_forced = self.por
         self.tracker = RaceTracker() if self.dpor else None
         # Sleep sets assume any order of commuting steps can be explored; a
@@ -126,6 +157,7 @@ class ExploreSource:
         self.sleep_sets = self.por and (not self.dpor or preemption_bound is None)
         self.pruned = 0
         self.bounded = 0
+        self.deferred = 0
         self.exhausted = False
         self._stack: list[_Node] = []
         self._depth = 0
@@ -157,6 +189,9 @@ class ExploreSource:
                 if alt in node.tried or (bt is not None and alt not in bt):
                     continue
                 node.tried.add(alt)
+                if alt in node.skip:
+                    self.deferred += 1
+                    continue
                 if alt in node.sleep:
                     self.pruned += 1
                     continue
@@ -173,7 +208,7 @@ class ExploreSource:
         stack = self._stack
         parent = stack[-1] if stack else None
         pre = parent.pre + parent.cost(parent.chosen) if parent else 0
-        node = _Node(options, current, pre, data)
+        node = _Node(options, current, pre, data, self.lazy_actions)
         if self.sleep_sets and parent is not None:
             if parent.data:
                 node.sleep = dict(parent.sleep)
@@ -205,6 +240,8 @@ class ExploreSource:
                 tr.record(node, c, node.ops.get(c), self._sched)
             return node.chosen
         node = self._new_node(options, current, False)
+        if self.defer_stale and options[-1] >= ACTION_BASE and options[0] < ACTION_BASE:
+            node.skip = self._deferrable(options)
         fps = None
         if self.por:
             op_of = self._sched.op_of
@@ -225,7 +262,10 @@ class ExploreSource:
         elif current is not None and bound is not None and node.pre + 1 > bound:
             return ABANDON          # current asleep, no preemption left: all covered
         else:
-            c = awake[0]
+            skip = node.skip
+            c = next((o for o in awake if o not in skip), awake[0])
+            if bound is not None and node.pre + node.cost(c) > bound:
+                return ABANDON      # only actions awake, none affordable: all covered
         node.chosen = c
         node.explored.append(c)
         node.tried.add(c)
@@ -234,6 +274,25 @@ class ExploreSource:
             node.backtrack.add(c)
             self.tracker.record(node, c, node.ops.get(c), self._sched, fps[c])
         return c
+
+    def _deferrable(self, options) -> frozenset:
+        """The stale drops among options whose owner is not about to read them."""
+        sched = self._sched
+        out = []
+        for o in reversed(options):
+            if o < ACTION_BASE:
+                break
+            act = sched.action(o)
+            if act.kind != "stale":
+                continue
+            t = act.owner
+            op = sched.op_of(t) if t in options else None
+            if op is not None and op[0] in _READ and isinstance(op[1], int):
+                w = _width(_MEM[op[0]][0], op[2])
+                if op[1] < act.a + act.b and act.a < op[1] + w:
+                    continue            # T reads X next: the drop matters here
+            out.append(o)
+        return frozenset(out)
 
     def choose_int(self, n: int) -> int:
         if not self._started:
@@ -262,6 +321,7 @@ class ExploreReport:
     executions: int = 0             # runs made (including sleep-blocked ones)
     pruned: int = 0                 # alternatives skipped because asleep
     bounded: int = 0                # alternatives skipped by the preemption bound
+    deferred: int = 0               # stale drops left for the owner's next read
     sleep_blocked: int = 0          # runs stopped as redundant (every option asleep)
     races: int = 0                  # DPOR: races found (backtrack points added)
     exhausted: bool = False         # the whole (bounded) space was covered
@@ -278,15 +338,16 @@ class ExploreReport:
 
 
 def explore(make_run, *, preemption_bound: int | None = 2, por: bool | str = True,
-            max_executions: int | None = None, deadline: float | None = None
-            ) -> ExploreReport:
+            max_executions: int | None = None, deadline: float | None = None,
+            lazy_actions: bool = True, defer_stale: bool = True) -> ExploreReport:
     """Run make_run(source) -> RunOutcome over every schedule within the bound.
 
     Stops at the first outcome with an error (returned as .failure, with its
     schedule) or when the space is exhausted.  `deadline` is an absolute
     time.monotonic() value; it only bounds the search, never steers it.
     """
-    src = ExploreSource(preemption_bound=preemption_bound, por=por)
+    src = ExploreSource(preemption_bound=preemption_bound, por=por,
+                        lazy_actions=lazy_actions, defer_stale=defer_stale)
     rep = ExploreReport()
     while True:
         if max_executions is not None and rep.executions >= max_executions:
@@ -306,5 +367,6 @@ def explore(make_run, *, preemption_bound: int | None = 2, por: bool | str = Tru
             break
     rep.pruned = src.pruned
     rep.bounded = src.bounded
+    rep.deferred = src.deferred
     rep.races = src.tracker.races if src.tracker is not None else 0
     return rep

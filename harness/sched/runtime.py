@@ -253,6 +253,10 @@ class Scheduler:
         if self._pending.pop(action.id, None) is not None:
             self._opts = None
 
+    def action(self, aid: int) -> Action:
+        """The pending memory-model action `aid` (explore reads its owner)."""
+        return self._pending[aid]
+
     def op_of(self, cid: int):
         """The (kind, a, b) that choosing `cid` performs (explore's footprints).
 

@@ -23,9 +23,10 @@ MODES = (("dpor", "dpor", True), ("sleep sets", "sleep", True), ("plain", False,
 
 
 class _Outcome:
-    __slots__ = ("error",)
+    __slots__ = ("error", "schedule")
 
     def __init__(self, report):
+        self.schedule = report.schedule
         self.error = report.error if isinstance(report.error, Abandoned) else report.finding
 
 

@@ -2,7 +2,7 @@
 
 Each engine module exposes `run(opts) -> EngineResult`; `opts` carries the
 parsed options (engine, scenario, target, bug, driver, device, memory_model,
-time, seed, out, size, features, depth, preemption_bound).
+time, seed, out, size, features, depth, preemption_bound, jobs).
 """
 from __future__ import annotations
 
@@ -19,6 +19,9 @@ def run_check(opts) -> EngineResult:
         if e.name and e.name.startswith("harness.engines"):
             raise UsageError(f"--engine {opts.engine}: not available in this build") from None
         raise
+    if (getattr(opts, "jobs", None) or 1) > 1 and opts.engine != "explore":
+        raise UsageError(f"--jobs: only --engine explore runs on several processes "
+                         f"(got --engine {opts.engine})")
     if getattr(opts, "out", None) is None:
         opts.out = "out"
     if getattr(opts, "bug", None):

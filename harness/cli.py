@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--features", default=None, help="e.g. indirect,event_idx,in_order")
     k.add_argument("--depth", type=_positive(int), default=3, help="PCT bug depth")
     k.add_argument("--preemption-bound", type=_positive(int), default=2, help="explore bound")
+    k.add_argument("--jobs", type=_positive(int), default=1,
+                   help="explore: worker processes sharing the search (one core each)")
     k.add_argument("--json", action="store_true", help="print one JSON object")
 
     f = sub.add_parser("fuzz", help="an atheris campaign on one target")

@@ -1,8 +1,11 @@
 """`--engine explore`: bounded exhaustive search of the small configuration.
 
 Every schedule within --preemption-bound (CHESS) is run once, reduced by
-dynamic partial-order reduction (harness/sched/dpor.py); the result says how many interleavings ran and whether the bounded space
-was exhausted before the time budget.
+dynamic partial-order reduction (harness/sched/dpor.py); the result says how
+many interleavings ran and whether the bounded space was exhausted before the
+time budget.  --jobs N shares the search out to N worker processes
+(harness/sched/explore_parallel.py); a failure found by a worker is replayed
+here from its schedule, so the repro is the same as a single search's.
 """
 from __future__ import annotations
 
@@ -12,7 +15,10 @@ from ..nativemem import isolated
 from ..progress import for_opts
 from ..result import EngineResult
 from ..sched.explore import explore
-from ..sched.runtime import Abandoned
+from ..sched.explore_parallel import explore_parallel
+from ..sched.replay import ReplaySource
+from ..sched.runtime import Abandoned, SchedulerError
+from ..sched.source import Schedule
 from ..world import run_once
 from .scheduled import _with_trace, params_for, result_from
 
@@ -20,10 +26,11 @@ from .scheduled import _with_trace, params_for, result_from
 class _Outcome:
     """explore() wants .error; a run's verdict is its finding."""
 
-    __slots__ = ("error", "report")
+    __slots__ = ("error", "report", "schedule")
 
     def __init__(self, report):
         self.report = report
+        self.schedule = report.schedule
         self.error = report.error if isinstance(report.error, Abandoned) else report.finding
 
 
@@ -45,15 +52,30 @@ def _explore(opts) -> EngineResult:
         progress.update(count[0], scenario=params["scenario"], model=params["memory_model"])
         return _Outcome(run_once(params, source, trace=False))
 
-    rep = explore(make_run, preemption_bound=bound, por=True, deadline=start + budget)
-    report = rep.failure.report if rep.failure is not None else None
+    jobs = int(getattr(opts, "jobs", None) or 1)
+    if jobs > 1:
+        rep, failing = explore_parallel(
+            lambda src: _Outcome(run_once(params, src, trace=False)), jobs=jobs,
+            preemption_bound=bound, por=True, deadline=start + budget,
+            progress=lambda n: progress.update(n, scenario=params["scenario"],
+                                               model=params["memory_model"]))
+        report = None
+        if failing is not None:
+            report = run_once(params, ReplaySource(Schedule(choices=tuple(failing))),
+                              trace=False)
+            if report.finding is None:
+                raise SchedulerError("a worker's failing schedule did not fail again "
+                                     "when replayed: the scenario is not deterministic")
+    else:
+        rep = explore(make_run, preemption_bound=bound, por=True, deadline=start + budget)
+        report = rep.failure.report if rep.failure is not None else None
     if report is not None:
         report = _with_trace(report)
     res = result_from("explore", report, runs=rep.executions, seconds=time.monotonic() - start,
                       seed=None, out=getattr(opts, "out", None),
                       extra={"memory_model": params["memory_model"], "exhausted": rep.exhausted,
                              "interleavings": rep.complete, "pruned": rep.pruned,
-                             "races": rep.races, "preemption_bound": bound})
+                             "races": rep.races, "preemption_bound": bound, "jobs": jobs})
     if report is None:
         res.extra["scenario"] = params["scenario"]
         state = "exhausted" if rep.exhausted else "not exhausted (time budget)"

@@ -7,10 +7,11 @@ Rules (the explorer in explore.py calls this once per decision):
   event i that is dependent with p's next operation and does not happen
   before p; add p to the backtrack set of the state before i, or every
   choice enabled there when p was not - or, as FG05 allows, one process
-  enabled there whose later event happens before p's.  Sleep sets
-  (explore.py) join in only when there is no bound: with one they drop
-  schedules whose only equivalent lies beyond the bound (SB under tso at
-  bound 0 lost two outcomes; tests/test_sched_explore.py).
+  enabled there whose later event happens before p's.  No sleep sets:
+  with a bound they drop schedules whose only equivalent lies beyond it
+  (SB under tso at bound 0 lost two outcomes), and unbounded, with this
+  backtracking, they lost one of 18 outcomes of a 3-task program
+  (tests/test_sched_explore.py, UNBOUNDED_LOSS).
 * Preemption bound: FG05 alone is unsound with a bound (Coons, Musuvathi &
   McKinley, "Bounded partial-order reduction", OOPSLA 2013): the reversal
   at pre(i) may cost a preemption the bound forbids while a cheaper

@@ -26,8 +26,9 @@ Theory of operation:
   (Flanagan & Godefroid 2005, with Coons et al. 2013's conservative points
   for the bound) - instead of every option.  por="sleep" is sleep sets
   alone, por=False the plain bounded DFS (for the benchmark's ratio).
-  DPOR with a bound runs without sleep sets (see dpor.py); it is checked
-  against the plain search outcome for outcome in tests/test_sched_explore.py.
+  DPOR runs without sleep sets (see dpor.py and ExploreSource); it is
+  checked against the plain search outcome for outcome in
+  tests/test_sched_explore.py.
   Sleep sets alone with a bound are NOT complete (the same tests show it).
 * Memory-model actions cost like tasks: one preemption, except where no
   task could run instead (`lazy_actions`, the default).  Without it a drain
@@ -46,6 +47,14 @@ Theory of operation:
   drop is free, so there nothing is deferred (and without lazy_actions,
   nowhere).
   Counted in `deferred`; tested against the search without it.
+* Splitting (`split=(worker, workers, depth)`, explore_parallel.py): the
+  search is cut at its first task decision at or below `depth`, the split
+  node; the subtree under each of its choices belongs to one worker, by a
+  CRC of the choices leading there.  Every worker explores the same part
+  above the split node, fully (DPOR may not prune there: a race found in
+  one worker's subtree must not be the only reason to try a choice that
+  another worker's subtrees need), and only its own subtrees below it.  A
+  run that ends above any split node is counted by worker 0 alone.
 * Data choices (choose_int) are nodes whose values are all explored, at no
   preemption cost, with the sleep set carried through unchanged.
 * Determinism is required: replaying a prefix must offer the same options
@@ -54,6 +63,7 @@ Theory of operation:
 from __future__ import annotations
 
 import time
+import zlib
 from dataclasses import dataclass
 
 from .dpor import RaceTracker
@@ -107,7 +117,7 @@ def independent(op1, op2) -> bool:
 
 class _Node:
     __slots__ = ("options", "current", "chosen", "explored", "tried", "sleep", "ops",
-                 "pre", "data", "backtrack", "mark", "lazy", "skip")
+                 "pre", "data", "backtrack", "mark", "lazy", "skip", "split")
 
     def __init__(self, options, current, pre, data, lazy=False):
         self.options = options
@@ -123,6 +133,7 @@ class _Node:
         self.backtrack: set | None = None   # DPOR: what to explore here (None: all)
         self.mark = None                    # DPOR: the race tracker's state here
         self.skip = ()                      # deferred stale drops: never explored here
+        self.split = False                  # the split node (see split=)
 
     def cost(self, c) -> int:
         if self.data or c == self.current:
@@ -138,9 +149,14 @@ class ExploreSource:
     """The DFS as a schedule source; drive it with explore()."""
 
     def __init__(self, *, preemption_bound: int | None = 2, por: bool | str = True,
-                 lazy_actions: bool = True, defer_stale: bool = True):
+                 lazy_actions: bool = True, defer_stale: bool = True,
+                 split: tuple[int, int, int] | None = None):
         if por not in (True, False, "dpor", "sleep"):
             raise ValueError(f"por={por!r}: expected True/'dpor', 'sleep' or False")
+        if split is not None and not (0 <= split[0] < split[1] and split[2] >= 0):
+            raise ValueError(f"split={split!r}: expected (worker, workers, depth) with "
+                             "0 <= worker < workers and depth >= 0")
+        self.split = split
         self.preemption_bound = preemption_bound
         self.lazy_actions = lazy_actions
         self.por = bool(por)
@@ -153,8 +169,10 @@ class ExploreSource:
         self.tracker = RaceTracker() if self.dpor else None
         # Sleep sets assume any order of commuting steps can be explored; a
         # bound forbids some (tests/test_sched_explore.py: SB under tso at
-        # bound 0), so DPOR keeps them only for unbounded searches.
-        self.sleep_sets = self.por and (not self.dpor or preemption_bound is None)
+        # bound 0).  Unbounded, this DPOR's backtracking combined with them
+        # lost an outcome too (UNBOUNDED_LOSS in the tests), so DPOR runs
+        # without sleep sets; por="sleep" is sleep sets alone.
+        self.sleep_sets = self.por and not self.dpor
         self.pruned = 0
         self.bounded = 0
         self.deferred = 0
@@ -204,6 +222,32 @@ class ExploreSource:
             stack.pop()
         return False
 
+    def shared_run(self) -> bool:
+        """The last run ended above every split node (only worker 0 counts it)."""
+        if self.split is None:
+            return False
+        depth = self.split[2]
+        for node in self._stack[depth:self._depth]:
+            if node.split:
+                return False
+            if not node.data:
+                break
+        return True
+
+    def _split_here(self, d: int) -> bool:
+        """Is a new task decision at depth d the split node?"""
+        sp = self.split
+        if sp is None or d < sp[2]:
+            return False
+        return all(n.data for n in self._stack[sp[2]:d])
+
+    def _owned(self, node: _Node) -> list:
+        """The split node's options that belong to this worker."""
+        worker, workers, _ = self.split
+        path = ",".join(str(n.chosen) for n in self._stack)
+        return [o for o in node.options
+                if zlib.crc32(f"{path},{o}".encode()) % workers == worker]
+
     def _new_node(self, options, current, data) -> _Node:
         stack = self._stack
         parent = stack[-1] if stack else None
@@ -242,6 +286,11 @@ class ExploreSource:
         node = self._new_node(options, current, False)
         if self.defer_stale and options[-1] >= ACTION_BASE and options[0] < ACTION_BASE:
             node.skip = self._deferrable(options)
+        above = self.split is not None and d < self.split[2]
+        if self._split_here(d):
+            node.split = True
+            owned = set(self._owned(node))
+            node.tried = {o for o in options if o not in owned}   # other workers'
         fps = None
         if self.por:
             op_of = self._sched.op_of
@@ -250,14 +299,23 @@ class ExploreSource:
             if tr is not None:
                 node.mark = tr.mark()
                 fps = tr.observe(node, True, self._sched)
-                # A pending memory-model action: expand fully (dpor.py, rules).
-                node.backtrack = (set(options) if options[-1] >= ACTION_BASE else set())
+                # A pending memory-model action, or above or at the split
+                # node: expand fully (dpor.py, rules; split= above).
+                full = options[-1] >= ACTION_BASE or above or node.split
+                node.backtrack = set(options) if full else set()
         sleep = node.sleep
         awake = [o for o in options if o not in sleep]
         if not awake:
             return ABANDON
         bound = self.preemption_bound
-        if current is not None and current not in sleep:
+        if node.split:
+            # Our first subtree here: the first affordable choice we own.
+            c = next((o for o in ((current,) if current in awake else ()) + tuple(awake)
+                      if o not in node.tried and o not in node.skip
+                      and (bound is None or node.pre + node.cost(o) <= bound)), None)
+            if c is None:
+                return ABANDON      # nothing of ours here: other workers cover it
+        elif current is not None and current not in sleep:
             c = current
         elif current is not None and bound is not None and node.pre + 1 > bound:
             return ABANDON          # current asleep, no preemption left: all covered
@@ -327,10 +385,12 @@ class ExploreReport:
     exhausted: bool = False         # the whole (bounded) space was covered
     failure: RunOutcome | None = None
 
+    shared: int = 0                 # split: runs worker 0 counts instead
+
     @property
     def complete(self) -> int:
-        """Runs that went to the end (not stopped as redundant)."""
-        return self.executions - self.sleep_blocked
+        """Runs that went to the end (not stopped as redundant), counted once."""
+        return self.executions - self.sleep_blocked - self.shared
 
     @property
     def found(self) -> bool:
@@ -339,20 +399,25 @@ class ExploreReport:
 
 def explore(make_run, *, preemption_bound: int | None = 2, por: bool | str = True,
             max_executions: int | None = None, deadline: float | None = None,
-            lazy_actions: bool = True, defer_stale: bool = True) -> ExploreReport:
+            lazy_actions: bool = True, defer_stale: bool = True,
+            split: tuple[int, int, int] | None = None, stop=None) -> ExploreReport:
     """Run make_run(source) -> RunOutcome over every schedule within the bound.
 
     Stops at the first outcome with an error (returned as .failure, with its
     schedule) or when the space is exhausted.  `deadline` is an absolute
-    time.monotonic() value; it only bounds the search, never steers it.
+    time.monotonic() value; it only bounds the search, never steers it, and
+    so does `stop()` (True: stop now), which a parallel search uses.
+    split: this worker's share of the search (see the module docstring).
     """
     src = ExploreSource(preemption_bound=preemption_bound, por=por,
-                        lazy_actions=lazy_actions, defer_stale=defer_stale)
+                        lazy_actions=lazy_actions, defer_stale=defer_stale, split=split)
     rep = ExploreReport()
     while True:
         if max_executions is not None and rep.executions >= max_executions:
             break
         if deadline is not None and time.monotonic() >= deadline:
+            break
+        if stop is not None and stop():
             break
         if not src.new_execution():
             rep.exhausted = True
@@ -365,6 +430,8 @@ def explore(make_run, *, preemption_bound: int | None = 2, por: bool | str = Tru
         if out.error is not None:
             rep.failure = out
             break
+        if split is not None and split[0] != 0 and src.shared_run():
+            rep.shared += 1         # worker 0 counts it
     rep.pruned = src.pruned
     rep.bounded = src.bounded
     rep.deferred = src.deferred

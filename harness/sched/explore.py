@@ -164,7 +164,7 @@ class ExploreSource:
         # Deferring is cost-preserving only where a drop costs one anyway: with
         # lazy actions, at decisions where some task is enabled.
         self.defer_stale = defer_stale and lazy_actions
-        self.wants_ops = self.por or defer_stale    # next reads, for defer_stale
+        self.wants_ops = self.por or self.defer_stale   # next reads, for defer_stale
         self.sees_forced = self.por
         self.tracker = RaceTracker() if self.dpor else None
         # Sleep sets assume any order of commuting steps can be explored; a
@@ -382,10 +382,9 @@ class ExploreReport:
     deferred: int = 0               # stale drops left for the owner's next read
     sleep_blocked: int = 0          # runs stopped as redundant (every option asleep)
     races: int = 0                  # DPOR: races found (backtrack points added)
+    shared: int = 0                 # split: runs worker 0 counts instead
     exhausted: bool = False         # the whole (bounded) space was covered
     failure: RunOutcome | None = None
-
-    shared: int = 0                 # split: runs worker 0 counts instead
 
     @property
     def complete(self) -> int:

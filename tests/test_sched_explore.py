@@ -318,3 +318,19 @@ UNBOUNDED_LOSS = [[("w", X, 2), ("r", Y)], [("r", X), ("r", Y)], [("w", Y, 1), (
 def test_unbounded_dpor_reaches_every_outcome_of_the_plain_search():
     assert _outcomes("sc", UNBOUNDED_LOSS, None, "dpor")[0] == \
         _outcomes("sc", UNBOUNDED_LOSS, None, False)[0]
+
+
+def test_explore_searches_bound_0_then_1_then_2_and_finds_a_one_preemption_bug_early(tmp_path):
+    # missing-rmb-pop needs one deviation (the device's stale avail idx dropped
+    # while its stale descriptor stays): the bound-1 pass finds it in about a
+    # hundred runs, where a bound-2 DFS spent over a minute deep in one subtree.
+    import argparse
+
+    from harness.check import run_check
+    opts = argparse.Namespace(engine="explore", bug="missing-rmb-pop", time=60,
+                              out=str(tmp_path), driver="reference", device="reference",
+                              scenario=None, memory_model=None, features=None, size=None,
+                              preemption_bound=2, seed=None, json=True, progress=None)
+    res = run_check(opts)
+    assert res.found and res.extra["bound_reached"] == 1
+    assert res.runs < 1000

@@ -43,42 +43,58 @@ def _explore(opts) -> EngineResult:
     params = params_for(opts, small=small)
     budget = float(getattr(opts, "time", None) or 10.0)
     bound = getattr(opts, "preemption_bound", 2)
+    jobs = int(getattr(opts, "jobs", None) or 1)
     progress = for_opts(opts, "explore")
     start = time.monotonic()
+    done = 0                        # runs of the finished passes
+    # Iterative preemption bounding (CHESS): every schedule with at most k
+    # preemptions for k = 0, 1, ... bound, so a bug that needs one preemption
+    # is found in the k = 1 pass instead of wherever the bound-2 DFS gets to
+    # first.  Each pass repeats the smaller ones: a small share of its runs.
+    for k in range(bound + 1):
+        rep, report = _pass(params, k, jobs, start + budget, progress, done)
+        done += rep.executions
+        if report is not None or not rep.exhausted:
+            break
+    if report is not None:
+        report = _with_trace(report)
+    res = result_from("explore", report, runs=done, seconds=time.monotonic() - start,
+                      seed=None, out=getattr(opts, "out", None),
+                      extra={"memory_model": params["memory_model"],
+                             "exhausted": rep.exhausted and k == bound,
+                             "interleavings": rep.complete, "pruned": rep.pruned,
+                             "races": rep.races, "preemption_bound": bound,
+                             "bound_reached": k, "jobs": jobs})
+    if report is None:
+        res.extra["scenario"] = params["scenario"]
+        state = "exhausted" if rep.exhausted and k == bound else (
+            f"not exhausted (time budget, during the pass with bound {k})")
+        res.message = (f"{rep.complete} interleavings, {rep.races} races found by DPOR, "
+                       f"bound {bound}: {state}")
+    return res
+
+
+def _pass(params, bound: int, jobs: int, deadline: float, progress, done: int):
+    """One bounded search: (its ExploreReport, the failing run's report or None)."""
+    def tell(n):
+        progress.update(done + n, scenario=params["scenario"], model=params["memory_model"],
+                        bound=bound)
+    if jobs > 1:
+        rep, failing = explore_parallel(
+            lambda src: _Outcome(run_once(params, src, trace=False)), jobs=jobs,
+            preemption_bound=bound, por=True, deadline=deadline, progress=tell)
+        if failing is None:
+            return rep, None
+        report = run_once(params, ReplaySource(Schedule(choices=tuple(failing))), trace=False)
+        if report.finding is None:
+            raise SchedulerError("a worker's failing schedule did not fail again "
+                                 "when replayed: the scenario is not deterministic")
+        return rep, report
     count = [0]
 
     def make_run(source):
         count[0] += 1
-        progress.update(count[0], scenario=params["scenario"], model=params["memory_model"])
+        tell(count[0])
         return _Outcome(run_once(params, source, trace=False))
-
-    jobs = int(getattr(opts, "jobs", None) or 1)
-    if jobs > 1:
-        rep, failing = explore_parallel(
-            lambda src: _Outcome(run_once(params, src, trace=False)), jobs=jobs,
-            preemption_bound=bound, por=True, deadline=start + budget,
-            progress=lambda n: progress.update(n, scenario=params["scenario"],
-                                               model=params["memory_model"]))
-        report = None
-        if failing is not None:
-            report = run_once(params, ReplaySource(Schedule(choices=tuple(failing))),
-                              trace=False)
-            if report.finding is None:
-                raise SchedulerError("a worker's failing schedule did not fail again "
-                                     "when replayed: the scenario is not deterministic")
-    else:
-        rep = explore(make_run, preemption_bound=bound, por=True, deadline=start + budget)
-        report = rep.failure.report if rep.failure is not None else None
-    if report is not None:
-        report = _with_trace(report)
-    res = result_from("explore", report, runs=rep.executions, seconds=time.monotonic() - start,
-                      seed=None, out=getattr(opts, "out", None),
-                      extra={"memory_model": params["memory_model"], "exhausted": rep.exhausted,
-                             "interleavings": rep.complete, "pruned": rep.pruned,
-                             "races": rep.races, "preemption_bound": bound, "jobs": jobs})
-    if report is None:
-        res.extra["scenario"] = params["scenario"]
-        state = "exhausted" if rep.exhausted else "not exhausted (time budget)"
-        res.message = (f"{rep.complete} interleavings, {rep.races} races found by DPOR, "
-                       f"bound {bound}: {state}")
-    return res
+    rep = explore(make_run, preemption_bound=bound, por=True, deadline=deadline)
+    return rep, rep.failure.report if rep.failure is not None else None

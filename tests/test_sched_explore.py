@@ -334,3 +334,18 @@ def test_explore_searches_bound_0_then_1_then_2_and_finds_a_one_preemption_bug_e
     res = run_check(opts)
     assert res.found and res.extra["bound_reached"] == 1
     assert res.runs < 1000
+
+
+def test_a_pass_below_the_bound_that_does_not_end_leaves_time_for_the_last_one(tmp_path):
+    # On the whole net scenario the bound-0 pass does not end within a minute
+    # (every free choice among five tasks), and device-interrupt-wmb-not-mb
+    # needs a preemption: without the cap the search never got past bound 0.
+    import argparse
+
+    from harness.check import run_check
+    opts = argparse.Namespace(engine="explore", bug="device-interrupt-wmb-not-mb", time=8,
+                              out=str(tmp_path), driver="reference", device="reference",
+                              scenario="net", memory_model=None, features=None, size=None,
+                              preemption_bound=2, seed=None, json=True, progress=None)
+    res = run_check(opts)
+    assert res.found and res.extra["bound_reached"] >= 1

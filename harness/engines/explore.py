@@ -34,6 +34,10 @@ class _Outcome:
         self.error = report.error if isinstance(report.error, Abandoned) else report.finding
 
 
+#: The most of the budget one pass below --preemption-bound may take.
+LOWER_SHARE = 0.25
+
+
 def run(opts) -> EngineResult:
     return isolated(opts, "explore", lambda: _explore(opts))
 
@@ -51,10 +55,19 @@ def _explore(opts) -> EngineResult:
     # preemptions for k = 0, 1, ... bound, so a bug that needs one preemption
     # is found in the k = 1 pass instead of wherever the bound-2 DFS gets to
     # first.  Each pass repeats the smaller ones: a small share of its runs.
+    # A smaller pass gets at most LOWER_SHARE of the budget (on a large
+    # scenario even bound 0 does not end), then the next one starts; only
+    # the last pass, over the whole bounded space, can say "exhausted".
     for k in range(bound + 1):
-        rep, report = _pass(params, k, jobs, start + budget, progress, done)
+        end = start + budget
+        if k and time.monotonic() >= end:
+            k -= 1                  # out of time: report the pass that ran last
+            break
+        if k < bound:
+            end = min(end, time.monotonic() + LOWER_SHARE * budget)
+        rep, report = _pass(params, k, jobs, end, progress, done)
         done += rep.executions
-        if report is not None or not rep.exhausted:
+        if report is not None:
             break
     if report is not None:
         report = _with_trace(report)

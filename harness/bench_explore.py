@@ -13,26 +13,18 @@ from __future__ import annotations
 
 import time
 
+from .engines.explore import Outcome
 from .engines.scheduled import SMALL
 from .sched.explore import explore
-from .sched.runtime import Abandoned
 from .world import run_once
 
 #: (label, por, defer_stale): "plain" is the search without any reduction.
 MODES = (("dpor", "dpor", True), ("sleep sets", "sleep", True), ("plain", False, False))
 
 
-class _Outcome:
-    __slots__ = ("error", "schedule")
-
-    def __init__(self, report):
-        self.schedule = report.schedule
-        self.error = report.error if isinstance(report.error, Abandoned) else report.finding
-
-
 def _search(params: dict, bound: int, por, cap: float, defer_stale: bool = True) -> dict:
     t0 = time.monotonic()
-    rep = explore(lambda src: _Outcome(run_once(params, src, trace=False)),
+    rep = explore(lambda src: Outcome(run_once(params, src, trace=False)),
                   preemption_bound=bound, por=por, deadline=t0 + cap,
                   defer_stale=defer_stale)
     return {"executions": rep.executions, "complete": rep.complete, "pruned": rep.pruned,

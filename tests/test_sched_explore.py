@@ -254,14 +254,14 @@ def test_split_workers_together_reach_every_outcome_and_run_each_interleaving_on
 
 
 def test_parallel_explore_exhausts_the_same_space_as_one_search():
-    from harness.bench_explore import _Outcome
+    from harness.engines.explore import Outcome
     from harness.sched.explore_parallel import explore_parallel
     from harness.world import run_once
     params = {"scenario": "net-rx", "size": 2, "rx_packets": 1, "budget": 1,
               "memory_model": "tso"}
 
     def make_run(src):
-        return _Outcome(run_once(params, src, trace=False))
+        return Outcome(run_once(params, src, trace=False))
     one = explore(make_run, preemption_bound=1, por=False)
     seen = []
     two, failing = explore_parallel(make_run, jobs=2, preemption_bound=1, por=False,

@@ -23,7 +23,7 @@ from ..world import run_once
 from .scheduled import _with_trace, params_for, result_from
 
 
-class _Outcome:
+class Outcome:
     """explore() wants .error; a run's verdict is its finding."""
 
     __slots__ = ("error", "report", "schedule")
@@ -94,7 +94,7 @@ def _pass(params, bound: int, jobs: int, deadline: float, progress, done: int):
                         bound=bound)
     if jobs > 1:
         rep, failing = explore_parallel(
-            lambda src: _Outcome(run_once(params, src, trace=False)), jobs=jobs,
+            lambda src: Outcome(run_once(params, src, trace=False)), jobs=jobs,
             preemption_bound=bound, por=True, deadline=deadline, progress=tell)
         if failing is None:
             return rep, None
@@ -108,6 +108,6 @@ def _pass(params, bound: int, jobs: int, deadline: float, progress, done: int):
     def make_run(source):
         count[0] += 1
         tell(count[0])
-        return _Outcome(run_once(params, source, trace=False))
+        return Outcome(run_once(params, source, trace=False))
     rep = explore(make_run, preemption_bound=bound, por=True, deadline=deadline)
     return rep, rep.failure.report if rep.failure is not None else None

@@ -3,8 +3,10 @@
 Rules:
 * Worker j of N runs explore() with split=(j, N, depth): the same search
   above the split node, its own subtrees below it (explore.py explains the
-  cut).  The workers' complete runs add up to one search's, with each run
-  counted once; the space is exhausted when every worker exhausted its share.
+  cut).  For the plain search the workers' complete runs add up to one
+  search's, each run counted once; with DPOR they run more, since nothing
+  above the split node is pruned.  The space is exhausted when every worker
+  exhausted its share.
 * Workers are forked (make_run is usually a closure: it is inherited, never
   pickled).  make_run's outcomes have .error and .schedule, as RunOutcome
   does.  A worker sends back counters and, for a failure, the failing run's

@@ -85,7 +85,8 @@ def bug_specs(bug, driver="reference", device="reference") -> tuple[str, str]:
     return bugs.driver_spec(b, driver), bugs.device_spec(b, device)
 
 
-def check_model(target: str, memory_model) -> None:
+def check_model_applies(target: str, memory_model) -> None:
+    """--memory-model is for the schedule target only (the others have no model)."""
     if memory_model and target != "schedule":
         raise UsageError(f"--memory-model: fuzz target {target} has no memory model "
                          "(only schedule has)")
@@ -95,7 +96,7 @@ def make_target(target: str, *, driver="reference", device="reference", bug=None
                 memory_model=None):
     """A fresh in-process instance of a target (its TestOneInput as a callable)."""
     check_target(target)
-    check_model(target, memory_model)
+    check_model_applies(target, memory_model)
     if target == "schedule":
         from fuzz.schedule import ScheduleTarget
         return ScheduleTarget(driver=driver, device=device, bug=bug or "",
@@ -301,7 +302,7 @@ def run_fuzz(target: str, *, time_s: float = 60.0, jobs: int = 1, corpus_dir=Non
     """
     from harness.progress import Progress
     check_target(target)
-    check_model(target, memory_model)
+    check_model_applies(target, memory_model)
     if target != "schedule":
         driver, device = bug_specs(bug, driver, device)
     if seed is not None:

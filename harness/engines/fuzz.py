@@ -2,9 +2,10 @@
 
 `opts.target` picks the target (default desc_chain); opts.time, opts.driver,
 opts.device, opts.bug, opts.seed, opts.out and opts.progress are honoured as
-by every engine; opts.memory_model pins the schedule target's model.  The campaign runs in a child process (harness/fuzzing.py),
-stops at its first crash, and that crash is a repro file in opts.out that
-records the driver, device and bug, so `vringfuzz replay` runs the same
+by every engine; opts.memory_model pins the schedule target's model.  The
+campaign runs in a child process (harness/fuzzing.py), stops at its first
+crash, and that crash is a repro file in opts.out that records the driver,
+device, bug and (schedule) model, so `vringfuzz replay` runs the same
 implementation.  The working corpus is opts.out/corpus/<target>: a second
 check resumes from it.
 """

@@ -493,3 +493,38 @@ def test_the_launcher_is_an_executable_with_this_python(tmp_path):
     path = fuzzing.write_launcher("desc_chain", tmp_path)
     assert os.access(path, os.X_OK)
     assert path.read_text().splitlines()[0] == f"#!{sys.executable}"
+
+
+# --- instrumentation ----------------------------------------------------------------
+
+def _instrumented_modules(target: str, env=None) -> set[str]:
+    """The modules atheris reports instrumenting when `target` is imported to fuzz."""
+    import os
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", f"import fuzz.{target}"], cwd=ROOT,
+                         env=dict(os.environ, VRINGFUZZ_INSTRUMENT="1", **(env or {})),
+                         capture_output=True, text=True, check=True)
+    return {line.split()[-1] for line in out.stderr.splitlines()
+            if line.startswith("INFO: Instrumenting ")}
+
+
+def test_desc_chain_instruments_the_device_walk_and_no_plumbing():
+    assert _instrumented_modules("desc_chain") == set(desc_chain.UNDER_TEST)
+
+
+def test_a_plugin_device_inside_vring_stays_instrumented():
+    mods = _instrumented_modules("desc_chain", {"VRINGFUZZ_DEVICE": "vring.split.device:make"})
+    assert mods == set(desc_chain.UNDER_TEST)
+    mods = _instrumented_modules("desc_chain", {"VRINGFUZZ_DEVICE": "vring.contract:build"})
+    assert "vring.contract" in mods
+
+
+def test_package_modules_lists_vring_without_importing_it():
+    import subprocess
+    import sys
+    code = ("import sys; from fuzz.instrument import package_modules; "
+            "m = package_modules('vring'); "
+            "assert 'vring.split.chain' in m and 'vring.memory' in m, m; "
+            "assert 'vring' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)

@@ -105,7 +105,7 @@ class CountingMemory(GuestMemory):
         self.budget = 1 << 62
         self.exceeded = False
         self.bad_address = False
-        self._zero = bytes(size)
+        self._zero = memoryview(bytes(size))   # sliced without a copy by reset
         self._lo, self._hi = 0, size     # the dirty range: all of it at first
         self._snap = (list(self._free), dict(self._allocs))
 
@@ -118,7 +118,7 @@ class CountingMemory(GuestMemory):
         or through `mark`) and return the allocator to the snapshot."""
         lo, hi = self._lo, self._hi
         if hi > lo:
-            self.buf[lo:hi] = self._zero[lo:hi] if hi - lo < self.size else self._zero
+            self.buf[lo:hi] = self._zero[lo:hi]
         self._lo, self._hi = self.size, 0
         self._free = list(self._snap[0])
         self._allocs = dict(self._snap[1])
@@ -414,6 +414,9 @@ def record_to_desc(rec, limit: int, table_lens) -> tuple[int, int, int, int]:
 def materialize(mem: CountingMemory, inp: ChainInput, desc: int, avail: int) -> None:
     """Write the driver's side of the input into freshly reset guest memory.
 
+    The definition of the mapping: the target runs `load_chain`, which the
+    tests check writes the same bytes as decode_chain + materialize.
+
     `desc` and `avail` are the guest addresses of the table and avail ring.
     The stores go straight to the buffer: they are the input, not accesses of
     the code under test.
@@ -442,3 +445,69 @@ def materialize(mem: CountingMemory, inp: ChainInput, desc: int, avail: int) -> 
     ring = [h if h >= 0xF000 else h % size for h in inp.ring]
     _struct.pack_into(f"<HH{size}H", buf, avail - MEM_BASE, 0,
                       map_avail_idx(inp.avail, size), *ring)
+
+
+# The avail ring of each queue size.
+_RING = tuple(_struct.Struct(f"<{1 << k}H") for k in range(8))
+_ZERO_DESC = bytes(DESC.size)
+MEMO_MAX = 4096   # areas, each at most 3 KiB of key: a bounded cache
+
+
+def load_chain(mem: CountingMemory, data: bytes, desc: int, avail: int,
+               memo: dict | None = None) -> tuple[int, int, int]:
+    """decode_chain + materialize in one pass over the bytes; returns the
+    header (cfg, pops, avail).  The tests check it writes the same memory.
+
+    The target's hot path: no ChainInput is built; records past the end of
+    the input (zero once decoded, so left as reset made them) are not
+    visited; and `memo` (the caller's, reused across inputs) maps the raw
+    bytes of the ring and of each record area, with what their mapping
+    depends on, to the guest bytes: a mutant shares most of them with its
+    parent, so most areas are one lookup.
+    """
+    if memo is None:
+        memo = {}
+    elif len(memo) > MEMO_MAX:
+        memo.clear()
+    n = len(data)
+    size = cfg_size(data[0] if n else 0)
+    descs = HEADER.size + 2 * size
+    end = descs + RECORD.size * size
+    # Zero bytes up to the last descriptor and one record more: a record cut
+    # by the end of the input reads zero-padded, as the decoder pads it.
+    data = bytes(data) + bytes(max(end - n, 0) + RECORD.size)
+    cfg, pops, raw_avail = HEADER.unpack_from(data)
+    tables: list[tuple[int, int]] = []        # (offset of entry 0, count)
+    off = end
+    while off < n and len(tables) < MAX_TABLES:
+        tables.append((off + 1, data[off]))
+        off += 1 + RECORD.size * data[off]
+    table_lens = tuple(count for _, count in tables) + (0,) * (MAX_TABLES - len(tables))
+    mem.mark(desc - MEM_BASE, 16 * size)
+    mem.mark(avail - MEM_BASE, 4 + 2 * size)
+    if tables:
+        mem.mark(TABLE_BASE - MEM_BASE, TABLE_STRIDE * len(tables))
+    buf = mem.buf
+    regions = [(descs, size, desc - MEM_BASE)]      # (start, count = limit, dst)
+    regions += [(start, count, table_addr(t) - MEM_BASE) for t, (start, count) in enumerate(tables)]
+    for start, count, dst in regions:
+        stop = min(start + RECORD.size * count, n)
+        if stop <= start:
+            continue
+        stop += -(stop - start) % RECORD.size     # whole records
+        key = (data[start:stop], count, table_lens)
+        out = memo.get(key)
+        if out is None:
+            out = memo[key] = b"".join([
+                _ZERO_DESC if rec == ZERO_RECORD else DESC.pack(*record_to_desc(rec, count, table_lens))
+                for rec in RECORD.iter_unpack(key[0])])
+        buf[dst:dst + len(out)] = out
+    raw_ring = data[HEADER.size:descs]      # its length says the queue size
+    ring = memo.get(raw_ring)
+    if ring is None:
+        heads = _RING[cfg & 7].unpack(raw_ring)
+        ring = memo[raw_ring] = _RING[cfg & 7].pack(
+            *[h if h >= 0xF000 else h % size for h in heads])
+    _U16.pack_into(buf, avail + 2 - MEM_BASE, map_avail_idx(raw_avail, size))
+    buf[avail + 4 - MEM_BASE:avail + 4 - MEM_BASE + len(ring)] = ring
+    return cfg, pops, raw_avail

@@ -409,6 +409,50 @@ def test_decoder_is_total_and_encoding_round_trips():
         assert decode_chain(encode_chain(inp)) == inp
 
 
+def _chain_inputs():
+    """Random bytes, the seeds, their truncations and structural mutants."""
+    rng = random.Random(6)
+    corpus = seeds("desc_chain")
+    yield b""
+    yield from random_inputs(7, 400, 600)
+    for data in corpus:
+        yield data
+        yield data[:rng.randrange(len(data) + 1)]
+        yield data + rng.randbytes(rng.randrange(40))
+    for k in range(400):
+        yield mutators.structural_mutate(corpus[k % len(corpus)], rng)
+    for k in range(100):   # up to five tables (one past MAX_TABLES), some cut short
+        base = encode_chain(decode_chain(corpus[k % len(corpus)]))
+        tables = b"".join(bytes([n]) + rng.randbytes(12 * n)
+                          for n in (rng.randrange(6) for _ in range(1 + k % 5)))
+        yield (base + tables)[:len(base) + rng.randrange(len(tables) + 2)]
+    # The same record bytes under another limit (queue size, table length):
+    # cut after one record, so only the limit tells their `next` apart.
+    rec = bytes([KIND_DATA, NEXT, 200, 0]) + bytes(8)
+    for log2 in range(8):
+        yield bytes([log2, 0, 1, 0]) + bytes(2 << log2) + rec
+        yield bytes([log2, 0, 1, 0]) + bytes(14 << log2) + bytes([3 + log2]) + rec
+
+
+def test_load_chain_writes_what_decode_and_materialize_write():
+    from fuzz.common import CountingMemory, load_chain, materialize
+    from vring.contract import setup_queue
+    fast, slow = CountingMemory(), CountingMemory()
+    cfg = setup_queue(fast, 128, 0)
+    setup_queue(slow, 128, 0)
+    for s in (fast, slow):
+        s.snapshot()
+    memo: dict = {}                   # shared, as the target shares its own
+    for data in _chain_inputs():
+        fast.reset()
+        slow.reset()
+        inp = decode_chain(data)
+        materialize(slow, inp, cfg.desc, cfg.avail)
+        assert load_chain(fast, data, cfg.desc, cfg.avail, memo) == (inp.cfg, inp.pops, inp.avail)
+        assert fast.buf == slow.buf, data
+        assert (fast._lo, fast._hi) == (slow._lo, slow._hi)   # reset zeroes the same
+
+
 @pytest.mark.parametrize("edit", mutators.EDITS, ids=lambda e: e.__name__)
 def test_every_structural_edit_keeps_the_input_decodable(edit):
     rng = random.Random(4)

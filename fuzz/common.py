@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import struct as _struct
+from itertools import chain as _chain
 
 from vring.errors import BadAddress
 from vring.features import F_EVENT_IDX, F_IN_ORDER, F_INDIRECT_DESC
@@ -332,6 +333,7 @@ class ChainInput:
 
 
 _RECORDS: dict[int, _struct.Struct] = {}
+_RING = tuple(_struct.Struct(f"<{1 << k}H") for k in range(8))   # per queue size
 
 
 def _records_struct(count: int) -> _struct.Struct:
@@ -345,14 +347,17 @@ def _records(data: bytes, off: int, count: int) -> tuple[list, int]:
     """`count` records from data[off:], zero-padded; returns (records, new off)."""
     end = off + RECORD.size * count
     chunk = data[off:end]
-    if len(chunk) < end - off:
-        chunk = chunk + bytes(end - off - len(chunk))
-    return list(RECORD.iter_unpack(chunk)), end
+    whole = len(chunk) - len(chunk) % RECORD.size
+    records = list(RECORD.iter_unpack(chunk[:whole]))
+    if whole < len(chunk):
+        records.append(RECORD.unpack(chunk[whole:] + bytes(RECORD.size - len(chunk) + whole)))
+    if len(records) < count:
+        records += [ZERO_RECORD] * (count - len(records))   # the padding, unpacked
+    return records, end
 
 
 def _pack_records(records) -> bytes:
-    flat = [v for r in records for v in r]
-    return _records_struct(len(records)).pack(*flat)
+    return _records_struct(len(records)).pack(*_chain.from_iterable(records))
 
 
 def decode_chain(data: bytes) -> ChainInput:
@@ -363,7 +368,7 @@ def decode_chain(data: bytes) -> ChainInput:
     off = HEADER.size
     ring_bytes = data[off:off + 2 * size]
     ring_bytes += bytes(2 * size - len(ring_bytes))
-    ring = list(_struct.unpack(f"<{size}H", ring_bytes))
+    ring = list(_RING[cfg & 7].unpack(ring_bytes))
     off += 2 * size
     descs, off = _records(data, off, size)
     tables = []
@@ -447,8 +452,6 @@ def materialize(mem: CountingMemory, inp: ChainInput, desc: int, avail: int) -> 
                       map_avail_idx(inp.avail, size), *ring)
 
 
-# The avail ring of each queue size.
-_RING = tuple(_struct.Struct(f"<{1 << k}H") for k in range(8))
 _ZERO_DESC = bytes(DESC.size)
 MEMO_MAX = 4096   # areas, each at most 3 KiB of key: a bounded cache
 

@@ -472,6 +472,8 @@ def test_custom_mutator_is_deterministic_and_bounded():
     assert outs == [mutators.custom_mutator(data, 256, seed, flip) for seed in range(200)]
     assert all(len(o) <= 256 for o in outs)
     assert len(set(outs)) > 10
+    flipped = flip(data, 256)
+    assert sum(o == flipped for o in outs) in range(140, 181)   # BYTE_SHARE of calls
 
 
 def test_structural_mutations_reach_many_outcomes():

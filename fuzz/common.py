@@ -453,7 +453,10 @@ def materialize(mem: CountingMemory, inp: ChainInput, desc: int, avail: int) -> 
 
 
 _ZERO_DESC = bytes(DESC.size)
-MEMO_MAX = 4096   # areas, each at most 3 KiB of key: a bounded cache
+# The memo maps chunks of 8 records: a byte mutation re-maps one chunk, not
+# a whole table.  Bounded: 1 << 14 entries of at most 224 bytes.
+_CHUNK = 8 * RECORD.size
+MEMO_MAX = 1 << 14
 
 
 def load_chain(mem: CountingMemory, data: bytes, desc: int, avail: int,
@@ -464,9 +467,9 @@ def load_chain(mem: CountingMemory, data: bytes, desc: int, avail: int,
     The target's hot path: no ChainInput is built; records past the end of
     the input (zero once decoded, so left as reset made them) are not
     visited; and `memo` (the caller's, reused across inputs) maps the raw
-    bytes of the ring and of each record area, with what their mapping
-    depends on, to the guest bytes: a mutant shares most of them with its
-    parent, so most areas are one lookup.
+    bytes of the ring and of each chunk of records, with what their mapping
+    depends on (limit, table lengths), to the guest bytes: a mutant shares
+    most of them with its parent, so most chunks are one lookup.
     """
     if memo is None:
         memo = {}
@@ -498,12 +501,17 @@ def load_chain(mem: CountingMemory, data: bytes, desc: int, avail: int,
         if stop <= start:
             continue
         stop += -(stop - start) % RECORD.size     # whole records
-        key = (data[start:stop], count, table_lens)
-        out = memo.get(key)
-        if out is None:
-            out = memo[key] = b"".join([
-                _ZERO_DESC if rec == ZERO_RECORD else DESC.pack(*record_to_desc(rec, count, table_lens))
-                for rec in RECORD.iter_unpack(key[0])])
+        out = []
+        for lo in range(start, stop, _CHUNK):
+            key = (data[lo:min(lo + _CHUNK, stop)], count, table_lens)
+            chunk = memo.get(key)
+            if chunk is None:
+                chunk = memo[key] = b"".join([
+                    _ZERO_DESC if rec == ZERO_RECORD
+                    else DESC.pack(*record_to_desc(rec, count, table_lens))
+                    for rec in RECORD.iter_unpack(key[0])])
+            out.append(chunk)
+        out = b"".join(out)
         buf[dst:dst + len(out)] = out
     raw_ring = data[HEADER.size:descs]      # its length says the queue size
     ring = memo.get(raw_ring)

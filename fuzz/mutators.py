@@ -2,8 +2,9 @@
 
 Rules:
 * `custom_mutator(data, max_size, seed)` is what atheris calls.  It is a pure
-  function of its arguments: all randomness comes from SplitMix(seed), so
-  libFuzzer's own seed makes a campaign reproducible.
+  function of its arguments: all randomness comes from the seed (a hash of it
+  picks the path, SplitMix(seed) drives an edit), so libFuzzer's own seed
+  makes a campaign reproducible.
 * 1 - BYTE_SHARE of the calls decode the input (fuzz/common.py: the decoder
   is total), apply ONE structural edit and re-encode; the rest hand the bytes
   to atheris.Mutate (cheap, and byte-level novelty is never lost).  The share

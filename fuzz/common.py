@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import struct as _struct
+from itertools import chain as _chain
 
 from vring.errors import BadAddress
 from vring.features import F_EVENT_IDX, F_IN_ORDER, F_INDIRECT_DESC
@@ -105,7 +106,7 @@ class CountingMemory(GuestMemory):
         self.budget = 1 << 62
         self.exceeded = False
         self.bad_address = False
-        self._zero = bytes(size)
+        self._zero = memoryview(bytes(size))   # sliced without a copy by reset
         self._lo, self._hi = 0, size     # the dirty range: all of it at first
         self._snap = (list(self._free), dict(self._allocs))
 
@@ -118,7 +119,7 @@ class CountingMemory(GuestMemory):
         or through `mark`) and return the allocator to the snapshot."""
         lo, hi = self._lo, self._hi
         if hi > lo:
-            self.buf[lo:hi] = self._zero[lo:hi] if hi - lo < self.size else self._zero
+            self.buf[lo:hi] = self._zero[lo:hi]
         self._lo, self._hi = self.size, 0
         self._free = list(self._snap[0])
         self._allocs = dict(self._snap[1])
@@ -332,6 +333,7 @@ class ChainInput:
 
 
 _RECORDS: dict[int, _struct.Struct] = {}
+_RING = tuple(_struct.Struct(f"<{1 << k}H") for k in range(8))   # per queue size
 
 
 def _records_struct(count: int) -> _struct.Struct:
@@ -345,14 +347,17 @@ def _records(data: bytes, off: int, count: int) -> tuple[list, int]:
     """`count` records from data[off:], zero-padded; returns (records, new off)."""
     end = off + RECORD.size * count
     chunk = data[off:end]
-    if len(chunk) < end - off:
-        chunk = chunk + bytes(end - off - len(chunk))
-    return list(RECORD.iter_unpack(chunk)), end
+    whole = len(chunk) - len(chunk) % RECORD.size
+    records = list(RECORD.iter_unpack(chunk[:whole]))
+    if whole < len(chunk):
+        records.append(RECORD.unpack(chunk[whole:] + bytes(RECORD.size - len(chunk) + whole)))
+    if len(records) < count:
+        records += [ZERO_RECORD] * (count - len(records))   # the padding, unpacked
+    return records, end
 
 
 def _pack_records(records) -> bytes:
-    flat = [v for r in records for v in r]
-    return _records_struct(len(records)).pack(*flat)
+    return _records_struct(len(records)).pack(*_chain.from_iterable(records))
 
 
 def decode_chain(data: bytes) -> ChainInput:
@@ -363,7 +368,7 @@ def decode_chain(data: bytes) -> ChainInput:
     off = HEADER.size
     ring_bytes = data[off:off + 2 * size]
     ring_bytes += bytes(2 * size - len(ring_bytes))
-    ring = list(_struct.unpack(f"<{size}H", ring_bytes))
+    ring = list(_RING[cfg & 7].unpack(ring_bytes))
     off += 2 * size
     descs, off = _records(data, off, size)
     tables = []
@@ -414,6 +419,9 @@ def record_to_desc(rec, limit: int, table_lens) -> tuple[int, int, int, int]:
 def materialize(mem: CountingMemory, inp: ChainInput, desc: int, avail: int) -> None:
     """Write the driver's side of the input into freshly reset guest memory.
 
+    The definition of the mapping: the target runs `load_chain`, which the
+    tests check writes the same bytes as decode_chain + materialize.
+
     `desc` and `avail` are the guest addresses of the table and avail ring.
     The stores go straight to the buffer: they are the input, not accesses of
     the code under test.
@@ -442,3 +450,75 @@ def materialize(mem: CountingMemory, inp: ChainInput, desc: int, avail: int) -> 
     ring = [h if h >= 0xF000 else h % size for h in inp.ring]
     _struct.pack_into(f"<HH{size}H", buf, avail - MEM_BASE, 0,
                       map_avail_idx(inp.avail, size), *ring)
+
+
+_ZERO_DESC = bytes(DESC.size)
+# The memo maps chunks of 8 records: a byte mutation re-maps one chunk, not
+# a whole table.  Bounded: 1 << 14 entries of at most 224 bytes.
+_CHUNK = 8 * RECORD.size
+MEMO_MAX = 1 << 14
+
+
+def load_chain(mem: CountingMemory, data: bytes, desc: int, avail: int,
+               memo: dict | None = None) -> tuple[int, int, int]:
+    """decode_chain + materialize in one pass over the bytes; returns the
+    header (cfg, pops, avail).  The tests check it writes the same memory.
+
+    The target's hot path: no ChainInput is built; records past the end of
+    the input (zero once decoded, so left as reset made them) are not
+    visited; and `memo` (the caller's, reused across inputs) maps the raw
+    bytes of the ring and of each chunk of records, with what their mapping
+    depends on (limit, table lengths), to the guest bytes: a mutant shares
+    most of them with its parent, so most chunks are one lookup.
+    """
+    if memo is None:
+        memo = {}
+    elif len(memo) > MEMO_MAX:
+        memo.clear()
+    n = len(data)
+    size = cfg_size(data[0] if n else 0)
+    descs = HEADER.size + 2 * size
+    end = descs + RECORD.size * size
+    # Zero bytes up to the last descriptor and one record more: a record cut
+    # by the end of the input reads zero-padded, as the decoder pads it.
+    data = bytes(data) + bytes(max(end - n, 0) + RECORD.size)
+    cfg, pops, raw_avail = HEADER.unpack_from(data)
+    tables: list[tuple[int, int]] = []        # (offset of entry 0, count)
+    off = end
+    while off < n and len(tables) < MAX_TABLES:
+        tables.append((off + 1, data[off]))
+        off += 1 + RECORD.size * data[off]
+    table_lens = tuple(count for _, count in tables) + (0,) * (MAX_TABLES - len(tables))
+    mem.mark(desc - MEM_BASE, 16 * size)
+    mem.mark(avail - MEM_BASE, 4 + 2 * size)
+    if tables:
+        mem.mark(TABLE_BASE - MEM_BASE, TABLE_STRIDE * len(tables))
+    buf = mem.buf
+    regions = [(descs, size, desc - MEM_BASE)]      # (start, count = limit, dst)
+    regions += [(start, count, table_addr(t) - MEM_BASE) for t, (start, count) in enumerate(tables)]
+    for start, count, dst in regions:
+        stop = min(start + RECORD.size * count, n)
+        if stop <= start:
+            continue
+        stop += -(stop - start) % RECORD.size     # whole records
+        out = []
+        for lo in range(start, stop, _CHUNK):
+            key = (data[lo:min(lo + _CHUNK, stop)], count, table_lens)
+            chunk = memo.get(key)
+            if chunk is None:
+                chunk = memo[key] = b"".join([
+                    _ZERO_DESC if rec == ZERO_RECORD
+                    else DESC.pack(*record_to_desc(rec, count, table_lens))
+                    for rec in RECORD.iter_unpack(key[0])])
+            out.append(chunk)
+        out = b"".join(out)
+        buf[dst:dst + len(out)] = out
+    raw_ring = data[HEADER.size:descs]      # its length says the queue size
+    ring = memo.get(raw_ring)
+    if ring is None:
+        heads = _RING[cfg & 7].unpack(raw_ring)
+        ring = memo[raw_ring] = _RING[cfg & 7].pack(
+            *[h if h >= 0xF000 else h % size for h in heads])
+    _U16.pack_into(buf, avail + 2 - MEM_BASE, map_avail_idx(raw_avail, size))
+    buf[avail + 4 - MEM_BASE:avail + 4 - MEM_BASE + len(ring)] = ring
+    return cfg, pops, raw_avail

@@ -6,20 +6,47 @@ the plug-in packages named by the given environment variables are
 instrumented: the harness's own coverage says nothing about the ring, and
 instrumenting it costs executions.  Off unless fuzzing (running as __main__ or
 VRINGFUZZ_INSTRUMENT=1), so importing a target in pytest stays cheap.
+
+`under_test` narrows the ring to the modules a target exercises: every other
+vring module is left out (atheris's `exclude` takes exact module names, so
+they are listed from the package's files, without importing it).  A target
+names them when the rest only carries plumbing for it (errors, layout
+arithmetic, allocator): each instrumented block and comparison there costs
+every execution and tells libFuzzer nothing the walk's own branches do not.
 """
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
+import pkgutil
 
 
-def instrumentation(as_main: bool, *plugin_envs: str):
+def package_modules(package: str) -> list[str]:
+    """Every module name of a top-level `package` (itself included), found on
+    disk: find_spec of a top-level name imports nothing (of a dotted name it
+    would import the parent, before the hook)."""
+    def walk(name: str, paths) -> list[str]:
+        names = [name]
+        for info in pkgutil.iter_modules(paths):
+            sub = f"{name}.{info.name}"
+            names += (walk(sub, [os.path.join(info.module_finder.path, info.name)])
+                      if info.ispkg else [sub])
+        return names
+    return walk(package, importlib.util.find_spec(package).submodule_search_locations)
+
+
+def instrumentation(as_main: bool, *plugin_envs: str, under_test: tuple[str, ...] = ()):
     if not as_main and os.environ.get("VRINGFUZZ_INSTRUMENT") != "1":
         return contextlib.nullcontext()
     import atheris
     include = ["vring"]
+    keep = set(under_test)
     for env in plugin_envs:
         spec = os.environ.get(env, "")
         if ":" in spec:
-            include.append(spec.split(":", 1)[0].split(".", 1)[0])
-    return atheris.instrument_imports(include=include)
+            module = spec.split(":", 1)[0]
+            include.append(module.split(".", 1)[0])
+            keep.add(module)        # a plug-in inside vring stays instrumented
+    exclude = [m for m in package_modules("vring") if m not in keep] if under_test else []
+    return atheris.instrument_imports(include=include, exclude=exclude)

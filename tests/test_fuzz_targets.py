@@ -409,6 +409,50 @@ def test_decoder_is_total_and_encoding_round_trips():
         assert decode_chain(encode_chain(inp)) == inp
 
 
+def _chain_inputs():
+    """Random bytes, the seeds, their truncations and structural mutants."""
+    rng = random.Random(6)
+    corpus = seeds("desc_chain")
+    yield b""
+    yield from random_inputs(7, 400, 600)
+    for data in corpus:
+        yield data
+        yield data[:rng.randrange(len(data) + 1)]
+        yield data + rng.randbytes(rng.randrange(40))
+    for k in range(400):
+        yield mutators.structural_mutate(corpus[k % len(corpus)], rng)
+    for k in range(100):   # up to five tables (one past MAX_TABLES), some cut short
+        base = encode_chain(decode_chain(corpus[k % len(corpus)]))
+        tables = b"".join(bytes([n]) + rng.randbytes(12 * n)
+                          for n in (rng.randrange(6) for _ in range(1 + k % 5)))
+        yield (base + tables)[:len(base) + rng.randrange(len(tables) + 2)]
+    # The same record bytes under another limit (queue size, table length):
+    # cut after one record, so only the limit tells their `next` apart.
+    rec = bytes([KIND_DATA, NEXT, 200, 0]) + bytes(8)
+    for log2 in range(8):
+        yield bytes([log2, 0, 1, 0]) + bytes(2 << log2) + rec
+        yield bytes([log2, 0, 1, 0]) + bytes(14 << log2) + bytes([3 + log2]) + rec
+
+
+def test_load_chain_writes_what_decode_and_materialize_write():
+    from fuzz.common import CountingMemory, load_chain, materialize
+    from vring.contract import setup_queue
+    fast, slow = CountingMemory(), CountingMemory()
+    cfg = setup_queue(fast, 128, 0)
+    setup_queue(slow, 128, 0)
+    for s in (fast, slow):
+        s.snapshot()
+    memo: dict = {}                   # shared, as the target shares its own
+    for data in _chain_inputs():
+        fast.reset()
+        slow.reset()
+        inp = decode_chain(data)
+        materialize(slow, inp, cfg.desc, cfg.avail)
+        assert load_chain(fast, data, cfg.desc, cfg.avail, memo) == (inp.cfg, inp.pops, inp.avail)
+        assert fast.buf == slow.buf, data
+        assert (fast._lo, fast._hi) == (slow._lo, slow._hi)   # reset zeroes the same
+
+
 @pytest.mark.parametrize("edit", mutators.EDITS, ids=lambda e: e.__name__)
 def test_every_structural_edit_keeps_the_input_decodable(edit):
     rng = random.Random(4)
@@ -428,6 +472,8 @@ def test_custom_mutator_is_deterministic_and_bounded():
     assert outs == [mutators.custom_mutator(data, 256, seed, flip) for seed in range(200)]
     assert all(len(o) <= 256 for o in outs)
     assert len(set(outs)) > 10
+    flipped = flip(data, 256)
+    assert sum(o == flipped for o in outs) in range(140, 181)   # BYTE_SHARE of calls
 
 
 def test_structural_mutations_reach_many_outcomes():
@@ -493,3 +539,38 @@ def test_the_launcher_is_an_executable_with_this_python(tmp_path):
     path = fuzzing.write_launcher("desc_chain", tmp_path)
     assert os.access(path, os.X_OK)
     assert path.read_text().splitlines()[0] == f"#!{sys.executable}"
+
+
+# --- instrumentation ----------------------------------------------------------------
+
+def _instrumented_modules(target: str, env=None) -> set[str]:
+    """The modules atheris reports instrumenting when `target` is imported to fuzz."""
+    import os
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", f"import fuzz.{target}"], cwd=ROOT,
+                         env=dict(os.environ, VRINGFUZZ_INSTRUMENT="1", **(env or {})),
+                         capture_output=True, text=True, check=True)
+    return {line.split()[-1] for line in out.stderr.splitlines()
+            if line.startswith("INFO: Instrumenting ")}
+
+
+def test_desc_chain_instruments_the_device_walk_and_no_plumbing():
+    assert _instrumented_modules("desc_chain") == set(desc_chain.UNDER_TEST)
+
+
+def test_a_plugin_device_inside_vring_stays_instrumented():
+    mods = _instrumented_modules("desc_chain", {"VRINGFUZZ_DEVICE": "vring.split.device:make"})
+    assert mods == set(desc_chain.UNDER_TEST)
+    mods = _instrumented_modules("desc_chain", {"VRINGFUZZ_DEVICE": "vring.contract:build"})
+    assert "vring.contract" in mods
+
+
+def test_package_modules_lists_vring_without_importing_it():
+    import subprocess
+    import sys
+    code = ("import sys; from fuzz.instrument import package_modules; "
+            "m = package_modules('vring'); "
+            "assert 'vring.split.chain' in m and 'vring.memory' in m, m; "
+            "assert 'vring' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)

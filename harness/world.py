@@ -29,6 +29,7 @@ Rules:
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from vring.contract import build, setup_queue
@@ -37,9 +38,13 @@ from vring.layout import SplitLayout
 
 from . import oracles
 from .lockdep import Lockdep
+from .memmodel import make_memory
+from .nativemem import memory_for
 from .platform import HarnessPlatform
 from .result import Finding
 from .scenarios import get as get_scenario
+from .sched.replay import ReplayDivergence
+from .sched.runtime import Abandoned, Deadlock, Scheduler, StepLimit, TaskFailed
 
 #: Parameters every scenario accepts, with their defaults.
 BASE_PARAMS = {"scenario": "net", "size": 8, "features": "", "memory_model": "sc",
@@ -231,7 +236,7 @@ class World:
 
     def queue(self, name: str, size: int | None = None, features: int | None = None) -> Queue:
         p = self.params
-        feats = parse_features(p["features"]) if features is None else features
+        feats = _features(p["features"]) if features is None else features
         q = Queue(self, name, size or p["size"], feats)
         self.queues[name] = q
         return q
@@ -301,9 +306,19 @@ def watch_stores(mem, on_store, current) -> None:
     _mark_plumbing(getattr(mem, "sched", None), getattr(mem, "write16"))
 
 
+#: parse_features is pure; every run (and queue) parses the same few strings.
+_features = functools.lru_cache(maxsize=64)(parse_features)
+
+
 def _mark_plumbing(sched, *fns) -> None:
     if sched is not None:
         sched.mark_plumbing(*fns)
+
+
+#: The world's own wrappers: trace sites name the scenario or ring code instead.
+_PLUMBING = (BarrierLock.acquire, BarrierLock.release, BarrierLock.__enter__,
+             BarrierLock.__exit__, World.wait, World._irq, QueuePlatform.wait_kick,
+             QueuePlatform.notify_device, QueuePlatform.interrupt)
 
 
 def _memory_size(p: dict) -> int:
@@ -312,11 +327,6 @@ def _memory_size(p: dict) -> int:
 
 def run_once(params: dict, source, *, trace: bool = True) -> RunReport:
     """Build and run one schedule of a scenario; return what it found."""
-    from .memmodel import make_memory
-    from .nativemem import memory_for
-    from .sched.replay import ReplayDivergence
-    from .sched.runtime import Abandoned, Deadlock, Scheduler, StepLimit, TaskFailed
-
     p = resolve_params(params)
     sched = Scheduler(source, max_steps=p["max_steps"], trace=trace)
     # Guest memory sized to the run (a fresh 1 MiB zero-fill per run cost more
@@ -327,10 +337,8 @@ def run_once(params: dict, source, *, trace: bool = True) -> RunReport:
     platform = HarnessPlatform(sched, Lockdep())
     world = World(p, sched, mem, platform)
     watch_stores(mem, world.on_store, lambda: sched.current)
-    _mark_plumbing(sched, BarrierLock.acquire, BarrierLock.release, BarrierLock.__enter__,
-                   BarrierLock.__exit__, World.wait, World._irq,
-                   QueuePlatform.wait_kick, QueuePlatform.notify_device,
-                   QueuePlatform.interrupt)
+    if trace:                   # plumbing only matters to trace sites
+        sched.mark_plumbing(*_PLUMBING)
     get_scenario(p["scenario"]).build(world)
     outcome = sched.run()
     err = outcome.error

@@ -30,6 +30,11 @@ Rules:
   order, tasks in id order, and stale entries vanish: no store is lost and
   oracles read final memory.
 * alloc()/free() and the allocator's zeroing are not instrumented.
+* `store_listener(task_id, addr, data, width)`, when set (harness.world's
+  spec monitors), hears every store right after it is issued (its point
+  taken, before it drains), in the storing task's program order: data is the
+  int stored (width 2/4/8) or the bytes (width None); task_id is None
+  outside any task.
 """
 from __future__ import annotations
 
@@ -55,6 +60,7 @@ class ModelMemory(GuestMemory):
     """Sequentially consistent guest memory whose accesses are scheduling points."""
 
     model = "sc"
+    store_listener = None           # see the module rules
 
     def __init__(self, sched, size: int = 1 << 20, base: int = 0x1000, buffer=None):
         super().__init__(size, base, buffer)
@@ -118,16 +124,29 @@ class ModelMemory(GuestMemory):
         return v
 
     def write16(self, addr, value):
-        self._point("w16", addr, value & 0xFFFF)
+        value &= 0xFFFF
+        self._point("w16", addr, value)
         GuestMemory.write16(self, addr, value)
+        if self.store_listener is not None:
+            self._heard(addr, value, 2)
 
     def write32(self, addr, value):
-        self._point("w32", addr, value & 0xFFFFFFFF)
+        value &= 0xFFFFFFFF
+        self._point("w32", addr, value)
         GuestMemory.write32(self, addr, value)
+        if self.store_listener is not None:
+            self._heard(addr, value, 4)
 
     def write64(self, addr, value):
-        self._point("w64", addr, value & 0xFFFFFFFFFFFFFFFF)
+        value &= 0xFFFFFFFFFFFFFFFF
+        self._point("w64", addr, value)
         GuestMemory.write64(self, addr, value)
+        if self.store_listener is not None:
+            self._heard(addr, value, 8)
+
+    def _heard(self, addr, data, width) -> None:
+        cur = self.sched.current
+        self.store_listener(cur.id if cur is not None else None, addr, data, width)
 
     def read(self, addr, n):
         self._point("read", addr, n)
@@ -137,8 +156,11 @@ class ModelMemory(GuestMemory):
         return v
 
     def write(self, addr, data):
-        self._point("write", addr, bytes(data))
+        data = bytes(data)
+        self._point("write", addr, data)
         GuestMemory.write(self, addr, data)
+        if self.store_listener is not None:
+            self._heard(addr, data, None)
 
     def wmb(self):
         self._point("wmb")
@@ -244,7 +266,7 @@ class TSOMemory(ModelMemory):
         return v
 
     # -- stores ----------------------------------------------------------------
-    def _store(self, kind, addr, data: bytes, value):
+    def _store(self, kind, addr, data: bytes, value, width):
         self._point(kind, addr, value)
         n = len(data)
         self._off(addr, n)              # BadAddress at the store, as on plain memory
@@ -252,27 +274,29 @@ class TSOMemory(ModelMemory):
         if cur is None:
             off = addr - self.base
             self.buf[off:off + n] = data
-            return
-        view = self._view(cur.id)
-        e = _Entry(addr, n, data, value, view.epoch)
-        view.buf.append(e)
-        self._offer_new(view, e)
+        else:
+            view = self._view(cur.id)
+            e = _Entry(addr, n, data, value, view.epoch)
+            view.buf.append(e)
+            self._offer_new(view, e)
+        if self.store_listener is not None:
+            self.store_listener(cur.id if cur is not None else None, addr, value, width)
 
     def write16(self, addr, value):
         value &= 0xFFFF
-        self._store("w16", addr, _U16.pack(value), value)
+        self._store("w16", addr, _U16.pack(value), value, 2)
 
     def write32(self, addr, value):
         value &= 0xFFFFFFFF
-        self._store("w32", addr, _U32.pack(value), value)
+        self._store("w32", addr, _U32.pack(value), value, 4)
 
     def write64(self, addr, value):
         value &= 0xFFFFFFFFFFFFFFFF
-        self._store("w64", addr, _U64.pack(value), value)
+        self._store("w64", addr, _U64.pack(value), value, 8)
 
     def write(self, addr, data):
         data = bytes(data)
-        self._store("write", addr, data, data)
+        self._store("write", addr, data, data, None)
 
     # -- barriers --------------------------------------------------------------
     def mb(self):

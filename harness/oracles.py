@@ -273,6 +273,9 @@ class SpecMonitor:
         self._areas = ((layout.desc, layout.desc + desc_table_size(n), "desc"),
                        (layout.avail, layout.avail + avail_size(n), "avail"),
                        (layout.used, layout.used + used_size(n), "used"))
+        # Their hull: a store with neither end in it (a payload) is in no area.
+        self._lo = min(a[0] for a in self._areas)
+        self._hi = max(a[1] for a in self._areas)
         self._avail_idx_at = layout.avail_idx
         self._used_idx_at = layout.used_idx
 
@@ -305,19 +308,25 @@ class SpecMonitor:
         if width is not None and type(data) is int:
             data = (data & ((1 << (8 * width)) - 1)).to_bytes(width, "little")
         n = len(data)
+        lo, hi, last = self._lo, self._hi, addr + n - 1
+        region = self._region(addr, n) if lo <= addr < hi or lo <= last < hi else None
         if side == "device":
-            self._device_store(addr, n, data)
+            self._device_store(addr, n, data, region)
         else:
-            self._driver_store(addr, n, data)
-        self._put(addr, data)
+            self._driver_store(addr, n, data, region)
+        page = self._shadow.get(addr >> _PAGE_SHIFT)
+        off = addr & _PAGE_MASK
+        if page is not None and off + n <= _PAGE:
+            page[off:off + n] = data        # _put's common case, inline
+        else:
+            self._put(addr, data)
         if n == 2:
             if side == "driver" and addr == self._avail_idx_at:
                 self._expose(int.from_bytes(data, "little"))
             elif side == "device" and addr == self._used_idx_at:
                 self._retire(int.from_bytes(data, "little"))
 
-    def _device_store(self, addr: int, n: int, data: bytes) -> None:
-        region = self._region(addr, n)
+    def _device_store(self, addr: int, n: int, data: bytes, region: str | None) -> None:
         if region == "desc":
             raise DeviceWroteDescriptor(f"store of {n} bytes at {self.lay.field_name(addr)}")
         if region == "avail":
@@ -340,8 +349,7 @@ class SpecMonitor:
                     raise DeviceWroteReadable(f"store at {addr:#x} into the device-readable "
                                               f"buffer {a:#x}+{ln}")
 
-    def _driver_store(self, addr: int, n: int, data: bytes) -> None:
-        region = self._region(addr, n)
+    def _driver_store(self, addr: int, n: int, data: bytes, region: str | None) -> None:
         if region == "used":
             raise DriverWroteUsed(f"store of {n} bytes at {self.lay.field_name(addr)}")
         if region == "desc":

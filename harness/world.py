@@ -227,6 +227,7 @@ class World:
         self.mem = mem
         self.platform = platform
         self.queues: dict[str, Queue] = {}
+        self._monitors: list = []         # every queue's SpecMonitor (on_store)
         self.side: dict = {}              # task id -> "driver" | "device"
         self.task_names: dict = {}        # task id -> name
         self._irq_callbacks: list = []
@@ -239,6 +240,7 @@ class World:
         feats = _features(p["features"]) if features is None else features
         q = Queue(self, name, size or p["size"], feats)
         self.queues[name] = q
+        self._monitors.append(q.monitor)
         return q
 
     def task(self, name: str, fn, *args, side: str = "driver", daemon: bool = False):
@@ -283,36 +285,20 @@ class World:
     # store events from the memory model
     def on_store(self, task_id, addr: int, data, width: int | None = None) -> None:
         side = self.side.get(task_id, "driver")
-        for q in self.queues.values():
-            q.monitor.store(side, addr, data, width)
+        for m in self._monitors:
+            m.store(side, addr, data, width)
 
 
-def watch_stores(mem, on_store, current) -> None:
-    """Route every store of `mem` to on_store(task_id, addr, data, width) after
-    it is issued (its scheduling point taken), in the storing task's program
-    order.  Instance attributes shadow the class's accessors, so the memory
-    model needs no hook and ring code sees the same method names."""
-    mem.store_listener = on_store   # for native bridges that report C stores
-    for name, width in (("write16", 2), ("write32", 4), ("write64", 8), ("write", None)):
-        orig = getattr(mem, name)
-
-        def store(addr, data, _orig=orig, _width=width):
-            _orig(addr, data)
-            t = current()
-            on_store(t.id if t is not None else None, addr,
-                     data if _width else bytes(data), _width)
-        setattr(mem, name, store)
-    # The wrapper is plumbing: trace sites should name the ring code that stored.
-    _mark_plumbing(getattr(mem, "sched", None), getattr(mem, "write16"))
+def watch_stores(mem, on_store) -> None:
+    """Route every store of `mem` (a memory model) to on_store(task_id, addr,
+    data, width) after it is issued (its scheduling point taken), in the
+    storing task's program order (memmodel.py, store_listener).  Native
+    bridges that report C stores read the same attribute."""
+    mem.store_listener = on_store
 
 
 #: parse_features is pure; every run (and queue) parses the same few strings.
 _features = functools.lru_cache(maxsize=64)(parse_features)
-
-
-def _mark_plumbing(sched, *fns) -> None:
-    if sched is not None:
-        sched.mark_plumbing(*fns)
 
 
 #: The world's own wrappers: trace sites name the scenario or ring code instead.
@@ -336,7 +322,7 @@ def run_once(params: dict, source, *, trace: bool = True) -> RunReport:
                      factory=lambda **kw: make_memory(p["memory_model"], sched, **kw))
     platform = HarnessPlatform(sched, Lockdep())
     world = World(p, sched, mem, platform)
-    watch_stores(mem, world.on_store, lambda: sched.current)
+    watch_stores(mem, world.on_store)
     if trace:                   # plumbing only matters to trace sites
         sched.mark_plumbing(*_PLUMBING)
     get_scenario(p["scenario"]).build(world)

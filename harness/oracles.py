@@ -142,6 +142,10 @@ class Ledger:
     def outstanding(self) -> list:
         return list(self._out)
 
+    def none_outstanding(self, tokens: set) -> bool:
+        """No token of `tokens` is in flight (a wait predicate: no copy)."""
+        return self._out.keys().isdisjoint(tokens)
+
     def __len__(self) -> int:
         return len(self._out)
 

@@ -100,6 +100,15 @@ def test_the_same_bytes_give_the_same_schedule():
     assert run_once(params, FuzzSource(data), trace=False).schedule == one
 
 
+def test_keeps_answers_as_choose_would_for_the_running_task():
+    src = FuzzSource(bytes([0x10, PREEMPT]))
+    assert src.keeps(False) and src.pos == 1            # a low byte: consumed
+    assert not src.keeps(False) and src.pos == 1        # a high byte: left to choose()
+    src.pos = 2                                          # out of bytes:
+    assert not src.keeps(True)                           # a pending drain goes first
+    assert src.keeps(False) and src.decisions == 2       # else the running task goes on
+
+
 class _NoFastPath(FuzzSource):
     keeps = None        # the runtime then asks choose() at every decision
 

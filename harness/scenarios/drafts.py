@@ -42,7 +42,8 @@ def _check(w, q, complete: bool = False) -> None:
 
 
 def _finished(w, q) -> bool:
-    return w.state["submitted"] == len(w.state["workload"].buffers) and not q.outstanding()
+    st = w.state
+    return st["submitted"] == len(st["workload"].buffers) and not q.outstanding()
 
 
 def _xmit(w, q) -> None:

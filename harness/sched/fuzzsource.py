@@ -50,16 +50,22 @@ class FuzzSource:
     def exhausted(self) -> bool:
         return self.pos >= len(self.data)
 
-    def keeps(self) -> bool:
+    def keeps(self, actions_pending: bool) -> bool:
         """The runtime's fast path at a point with several options: True (and
-        the byte consumed) when the next byte keeps the running task, exactly
-        as choose() would answer; False leaves the byte to choose()."""
+        the decision counted, its byte consumed) when choose() would keep the
+        running task: a byte below PREEMPT, or no bytes left and no action to
+        drain; False leaves the decision to choose()."""
         pos = self.pos
-        if pos < len(self.data) and self.data[pos] < PREEMPT:
-            self.pos = pos + 1
-            self.decisions += 1
-            return True
-        return False
+        if pos < len(self.data):
+            if self.data[pos] < PREEMPT:
+                self.pos = pos + 1
+                self.decisions += 1
+                return True
+            return False
+        if actions_pending:
+            return False
+        self.decisions += 1
+        return True
 
     def choose(self, options, current):
         self.decisions += 1

@@ -190,8 +190,9 @@ class Scheduler:
         self._choices: list[int] = []
         self._choose = source.choose
         self._choose_int = source.choose_int
-        # Optional fast path (FuzzSource): keeps() -> True when the next decision
-        # continues the running task, so the options need not be computed.
+        # Optional fast path (FuzzSource): keeps(actions_pending) -> True when the
+        # next decision continues the running task, so the options need not be
+        # computed.
         self._keeps = getattr(source, "keeps", None)
         self._want_ops = bool(getattr(source, "wants_ops", False))
         # Sources that prune (explore's sleep sets) also see forced points.
@@ -304,17 +305,9 @@ class Scheduler:
             cur.fresh = False
             cur._g.parent.switch()          # parked; resumed when chosen
         else:
-            opts = self._opts
-            if opts is None:
-                opts = self._base()
-            keeps = self._keeps
-            if keeps is not None and len(opts) > 1 and keeps():
-                self._choices.append(cur.id)    # a decision either way: record it
-            else:
-                if self._nblocked:
-                    opts = self._options()
-                if len(opts) > 1 or self._single:
-                    self._decide(cur, opts)
+            opts = self._options_at(cur.id)
+            if opts is not None and (len(opts) > 1 or self._single):
+                self._decide(cur, opts)
         self.steps = s = self.steps + 1
         if s > self.max_steps:
             self._halt(StepLimit(self.max_steps))
@@ -444,6 +437,36 @@ class Scheduler:
             return base
         return tuple(sorted(base + tuple(woken)))
 
+    def _options_at(self, cid: int):
+        """_options() at a decision of the running task cid, or None when the
+        source's keeps() already answered cid (recorded here).
+
+        keeps() is asked as soon as there is more than one choice, before the
+        rest of the blocked tasks' ready() are evaluated: when it keeps cid
+        they need not be.  Evaluating a ready() has no effect, so the options
+        and every answer are those of _options() + choose()."""
+        opts = self._opts
+        if opts is None:
+            opts = self._base()
+        keeps = self._keeps
+        if keeps is None:
+            return self._options() if self._nblocked else opts
+        if len(opts) > 1:
+            if keeps(bool(self._pending)):
+                self._choices.append(cid)
+                return None
+            return self._options() if self._nblocked else opts
+        # Only cid runs unless a blocked task woke: find the first that did.
+        blocked = self._blocked
+        for i, t in enumerate(blocked):
+            if t._ready():
+                if keeps(bool(self._pending)):
+                    self._choices.append(cid)
+                    return None
+                woken = [t.id] + [u.id for u in blocked[i + 1:] if u._ready()]
+                return tuple(sorted(opts + tuple(woken)))
+        return opts
+
     def _base(self) -> tuple:
         """Unblocked tasks then pending actions (dict order is id order), cached."""
         tasks = self._topts
@@ -473,8 +496,8 @@ class Scheduler:
                 return
             if c >= ACTION_BASE:
                 self._run_action(c)
-                opts = self._options()
-                if len(opts) == 1 and not self._single:
+                opts = self._options_at(cid)
+                if opts is None or (len(opts) == 1 and not self._single):
                     return
                 continue
             if c < 0:

@@ -11,8 +11,9 @@ Rules:
   ACTION_BASE up, memory-model actions (a buffered store draining, a stale
   value being dropped).  `options` is sorted, so every task id precedes every
   action id.
-* Optional `keeps() -> bool` (FuzzSource): asked at a point with several
-  options before they are computed; True means "the running task goes on",
+* Optional `keeps(actions_pending) -> bool` (FuzzSource): asked at a point
+  with several options (actions_pending: is a memory-model action among
+  them) before they are all computed; True means "the running task goes on",
   answered exactly as choose() would (and recorded the same), which saves
   evaluating blocked tasks' wake-up predicates.
 * Randomness comes only from a `random.Random` the source owns, seeded from

@@ -120,21 +120,27 @@ class Task:
 
 
 class Action:
-    """A memory-model choice: `fn()` runs once if the source picks `id`.
+    """A memory-model choice: `run()` (by default `fn()`) runs once if the
+    source picks `id`.
 
     owner is the task id the action belongs to (for the trace); (kind, a, b)
-    is what it does, for the trace and the explorer's footprints.
+    is what it does, for the trace and the explorer's footprints.  A memory
+    model may subclass it and override run() (one object per buffered store,
+    no closure).
     """
 
     __slots__ = ("id", "owner", "kind", "a", "b", "fn")
 
-    def __init__(self, owner: int, kind: str, a, b, fn: Callable[[], None]):
+    def __init__(self, owner: int, kind: str, a, b, fn: Callable[[], None] | None = None):
         self.id = -1
         self.owner = owner
         self.kind = kind
         self.a = a
         self.b = b
         self.fn = fn
+
+    def run(self) -> None:
+        self.fn()
 
 
 def resolve_site(site):
@@ -530,7 +536,7 @@ class Scheduler:
         act = self._pending.pop(aid)
         self._opts = None
         self._record(act.owner, act.kind, act.a, act.b, None)
-        act.fn()
+        act.run()
 
     def _record(self, tid, kind, a, b, site) -> None:
         self.steps = s = self.steps + 1

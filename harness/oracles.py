@@ -17,6 +17,7 @@ whoever reads it checks the first written bytes with `check_data`.
 """
 from __future__ import annotations
 
+import functools
 from collections import deque
 from dataclasses import dataclass
 
@@ -152,6 +153,7 @@ class Ledger:
 
 # --- data integrity ------------------------------------------------------------
 
+@functools.lru_cache(maxsize=4096)     # pure; scenarios ask for the same buffers' bytes
 def pattern(token: int, n: int) -> bytes:
     """The deterministic bytes a buffer for `token` carries (no hash(), no RNG)."""
     t = int(token) & 0xFFFFFFFF

@@ -83,7 +83,9 @@ class ModelMemory(GuestMemory):
         Wait predicates must use this, not raw memory: under relaxed a task
         can keep reading a stale value after memory changed, and a predicate
         on raw memory would wake it into a spin that PCT never breaks."""
-        off = self._off(addr, n)
+        off = addr - self.base
+        if off < 0 or off + n > self.size:
+            raise BadAddress(addr, n)
         return bytes(self.buf[off:off + n])
 
     def peek16(self, addr: int, task=None) -> int:
@@ -92,7 +94,8 @@ class ModelMemory(GuestMemory):
     def peek32(self, addr: int, task=None) -> int:
         return _U32.unpack(self.visible(addr, 4, task))[0]
 
-    # sc accessors: a point, then the plain access (kept inline: the hot path).
+    # sc accessors: a point, then the plain access, kept inline: the hot path,
+    # and GuestMemory's own accessors are instrumented code under libFuzzer.
     def read16(self, addr):
         self._point("r16", addr)
         off = addr - self.base
@@ -126,21 +129,30 @@ class ModelMemory(GuestMemory):
     def write16(self, addr, value):
         value &= 0xFFFF
         self._point("w16", addr, value)
-        GuestMemory.write16(self, addr, value)
+        off = addr - self.base
+        if off < 0 or off + 2 > self.size:
+            raise BadAddress(addr, 2)
+        _U16.pack_into(self.buf, off, value)
         if self.store_listener is not None:
             self._heard(addr, value, 2)
 
     def write32(self, addr, value):
         value &= 0xFFFFFFFF
         self._point("w32", addr, value)
-        GuestMemory.write32(self, addr, value)
+        off = addr - self.base
+        if off < 0 or off + 4 > self.size:
+            raise BadAddress(addr, 4)
+        _U32.pack_into(self.buf, off, value)
         if self.store_listener is not None:
             self._heard(addr, value, 4)
 
     def write64(self, addr, value):
         value &= 0xFFFFFFFFFFFFFFFF
         self._point("w64", addr, value)
-        GuestMemory.write64(self, addr, value)
+        off = addr - self.base
+        if off < 0 or off + 8 > self.size:
+            raise BadAddress(addr, 8)
+        _U64.pack_into(self.buf, off, value)
         if self.store_listener is not None:
             self._heard(addr, value, 8)
 
@@ -150,7 +162,10 @@ class ModelMemory(GuestMemory):
 
     def read(self, addr, n):
         self._point("read", addr, n)
-        v = GuestMemory.read(self, addr, n)
+        off = addr - self.base
+        if n < 0 or off < 0 or off + n > self.size:
+            raise BadAddress(addr, n)
+        v = bytes(self.buf[off:off + n])
         if self._tv:
             self.sched.note_value(v)
         return v
@@ -158,7 +173,11 @@ class ModelMemory(GuestMemory):
     def write(self, addr, data):
         data = bytes(data)
         self._point("write", addr, data)
-        GuestMemory.write(self, addr, data)
+        n = len(data)
+        off = addr - self.base
+        if off < 0 or off + n > self.size:
+            raise BadAddress(addr, n)
+        self.buf[off:off + n] = data
         if self.store_listener is not None:
             self._heard(addr, data, None)
 
@@ -307,10 +326,11 @@ class TSOMemory(ModelMemory):
     def _store(self, kind, addr, data: bytes, value, width):
         self._point(kind, addr, value)
         n = len(data)
-        self._off(addr, n)              # BadAddress at the store, as on plain memory
+        off = addr - self.base
+        if off < 0 or off + n > self.size:
+            raise BadAddress(addr, n)   # at the store, as on plain memory
         cur = self.sched.current
         if cur is None:
-            off = addr - self.base
             self.buf[off:off + n] = data
         else:
             view = self._views.get(cur.id)

@@ -140,7 +140,7 @@ class Queue:
         mem = world.mem
         self.cfg = cfg = setup_queue(mem, size, features)
         self.size = size
-        self.layout = SplitLayout(cfg.size, cfg.desc, cfg.avail, cfg.used)
+        self.layout = _layout(cfg.size, cfg.desc, cfg.avail, cfg.used)
         self.platform = QueuePlatform(world, name)
         p = world.params
         self.drv = build(p["driver"], "driver", mem, cfg, self.platform)
@@ -299,6 +299,8 @@ def watch_stores(mem, on_store) -> None:
 
 #: parse_features is pure; every run (and queue) parses the same few strings.
 _features = functools.lru_cache(maxsize=64)(parse_features)
+#: A SplitLayout is a frozen value, and runs of one shape place rings alike.
+_layout = functools.lru_cache(maxsize=256)(SplitLayout)
 
 
 #: The world's own wrappers: trace sites name the scenario or ring code instead.

@@ -196,13 +196,13 @@ class Scheduler:
         self._choices: list[int] = []
         self._choose = source.choose
         self._choose_int = source.choose_int
-        # Optional fast path (FuzzSource): keeps(actions_pending) -> True when the
-        # next decision continues the running task, so the options need not be
-        # computed.
-        self._keeps = getattr(source, "keeps", None)
         self._want_ops = bool(getattr(source, "wants_ops", False))
         # Sources that prune (explore's sleep sets) also see forced points.
         self._single = bool(getattr(source, "sees_forced", False))
+        # Optional fast path (FuzzSource, source.py): quick(current, first_action)
+        # answers a running task's decision without the options when they do
+        # not matter to the answer, so blocked tasks' ready() need not run.
+        self._quick = None if self._single else getattr(source, "quick", None)
         self._opts: tuple | None = ()         # cached: unblocked tasks, then pending actions
         self._topts: tuple | None = ()        # cached: unblocked live task ids
         self._alive: list[Task] = []
@@ -311,9 +311,7 @@ class Scheduler:
             cur.fresh = False
             cur._g.parent.switch()          # parked; resumed when chosen
         else:
-            opts = self._options_at(cur.id)
-            if opts is not None and (len(opts) > 1 or self._single):
-                self._decide(cur, opts)
+            self._decide(cur)
         self.steps = s = self.steps + 1
         if s > self.max_steps:
             self._halt(StepLimit(self.max_steps))
@@ -438,40 +436,56 @@ class Scheduler:
             base = self._base()
         if not self._nblocked:
             return base
-        woken = [t.id for t in self._blocked if t._ready()]
+        woken = ()
+        for t in self._blocked:         # a loop, not a comprehension: no extra frame
+            if t._ready():
+                woken += (t.id,)
         if not woken:
             return base
-        return tuple(sorted(base + tuple(woken)))
+        return tuple(sorted(base + woken))
 
-    def _options_at(self, cid: int):
-        """_options() at a decision of the running task cid, or None when the
-        source's keeps() already answered cid (recorded here).
+    def _choice_at(self, cid: int) -> int:
+        """The choice at a decision of the running task cid, recorded; cid
+        unrecorded when it is the only option (unless the source sees forced
+        points).
 
-        keeps() is asked as soon as there is more than one choice, before the
-        rest of the blocked tasks' ready() are evaluated: when it keeps cid
-        they need not be.  Evaluating a ready() has no effect, so the options
-        and every answer are those of _options() + choose()."""
+        With a quick() source the options are computed only as far as the
+        answer needs: the blocked tasks' ready() up to the first that is true
+        (is there a second option?), and all of them only when quick() defers
+        to choose().  Evaluating a ready() has no effect, so the options and
+        every answer are those of _options() + choose()."""
         opts = self._opts
         if opts is None:
             opts = self._base()
-        keeps = self._keeps
-        if keeps is None:
-            return self._options() if self._nblocked else opts
+        quick = self._quick
+        if quick is None:
+            if self._nblocked:
+                opts = self._options()
+            if len(opts) > 1 or self._single:
+                return self._ask(opts, cid)
+            return cid
+        pending = self._pending
         if len(opts) > 1:
-            if keeps(bool(self._pending)):
-                self._choices.append(cid)
-                return None
-            return self._options() if self._nblocked else opts
-        # Only cid runs unless a blocked task woke: find the first that did.
-        blocked = self._blocked
-        for i, t in enumerate(blocked):
-            if t._ready():
-                if keeps(bool(self._pending)):
-                    self._choices.append(cid)
-                    return None
-                woken = [t.id] + [u.id for u in blocked[i + 1:] if u._ready()]
-                return tuple(sorted(opts + tuple(woken)))
-        return opts
+            c = quick(cid, next(iter(pending)) if pending else None)
+            if c is None:
+                return self._ask(self._options() if self._nblocked else opts, cid)
+        else:
+            # Only cid runs unless a blocked task woke: find the first that did.
+            blocked = self._blocked
+            for i, t in enumerate(blocked):
+                if t._ready():
+                    break
+            else:
+                return cid
+            c = quick(cid, next(iter(pending)) if pending else None)
+            if c is None:
+                woken = [t.id]
+                for u in blocked[i + 1:]:
+                    if u._ready():
+                        woken.append(u.id)
+                return self._ask(tuple(sorted(opts + tuple(woken))), cid)
+        self._choices.append(c)
+        return c
 
     def _base(self) -> tuple:
         """Unblocked tasks then pending actions (dict order is id order), cached."""
@@ -494,17 +508,16 @@ class Scheduler:
             self._choices.append(c)
         return c
 
-    def _decide(self, cur: Task, opts) -> None:
+    def _decide(self, cur: Task) -> None:
+        """Who performs cur's next operation: cur, or another task (switched
+        to; cur resumes when chosen again); actions chosen meanwhile run here."""
         cid = cur.id
         while True:
-            c = self._ask(opts, cid)
+            c = self._choice_at(cid)
             if c == cid:
                 return
             if c >= ACTION_BASE:
                 self._run_action(c)
-                opts = self._options_at(cid)
-                if opts is None or (len(opts) == 1 and not self._single):
-                    return
                 continue
             if c < 0:
                 self._halt(Abandoned())

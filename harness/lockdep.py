@@ -50,6 +50,7 @@ import functools
 import os
 import sys
 from dataclasses import dataclass
+from typing import NamedTuple
 
 Site = tuple[str, int, str]
 
@@ -166,8 +167,7 @@ class Usage:
     site: Site
 
 
-@dataclass
-class _Held:
+class _Held(NamedTuple):        # one per acquire: a tuple is the cheapest record
     lock: str
     site: Site
 

@@ -267,11 +267,7 @@ class TSOMemory(ModelMemory):
         super().attach(sched)
         self._views: dict[int, _View] = {}
 
-    # -- loads -----------------------------------------------------------------
-    def _load(self, kind, addr, n, b=None):
-        self._point(kind, addr, b)
-        cur = self.sched.current
-        return self._seen(addr, n, self._views.get(cur.id) if cur is not None else None)
+    # -- loads (a point, then what the loading task sees; inline: the hot path) --
 
     def _seen(self, addr, n, view):
         off = addr - self.base
@@ -297,19 +293,28 @@ class TSOMemory(ModelMemory):
                                 else None))
 
     def read16(self, addr):
-        v = _U16.unpack_from(self._load("r16", addr, 2))[0]
+        self._point("r16", addr)
+        cur = self.sched.current
+        view = self._views.get(cur.id) if cur is not None else None
+        v = _U16.unpack_from(self._seen(addr, 2, view))[0]
         if self._tv:
             self.sched.note_value(v)
         return v
 
     def read32(self, addr):
-        v = _U32.unpack_from(self._load("r32", addr, 4))[0]
+        self._point("r32", addr)
+        cur = self.sched.current
+        view = self._views.get(cur.id) if cur is not None else None
+        v = _U32.unpack_from(self._seen(addr, 4, view))[0]
         if self._tv:
             self.sched.note_value(v)
         return v
 
     def read64(self, addr):
-        v = _U64.unpack_from(self._load("r64", addr, 8))[0]
+        self._point("r64", addr)
+        cur = self.sched.current
+        view = self._views.get(cur.id) if cur is not None else None
+        v = _U64.unpack_from(self._seen(addr, 8, view))[0]
         if self._tv:
             self.sched.note_value(v)
         return v
@@ -317,7 +322,9 @@ class TSOMemory(ModelMemory):
     def read(self, addr, n):
         if n < 0:
             raise BadAddress(addr, n)
-        v = bytes(self._load("read", addr, n, n))
+        self._point("read", addr, n)
+        cur = self.sched.current
+        v = bytes(self._seen(addr, n, self._views.get(cur.id) if cur is not None else None))
         if self._tv:
             self.sched.note_value(v)
         return v

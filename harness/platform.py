@@ -37,8 +37,7 @@ Rules:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from vring.platform import LockError, Platform
 
@@ -52,9 +51,9 @@ class HarnessLockError(LockError):
     taken outside any task while a task holds it."""
 
 
-@dataclass(frozen=True)
-class Hold:
-    """Who holds a lock, since where, and whether it disabled interrupts."""
+class Hold(NamedTuple):
+    """Who holds a lock, since where, and whether it disabled interrupts
+    (immutable; a tuple: one is made at every acquire)."""
 
     task_id: Any
     task_name: str

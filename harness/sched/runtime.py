@@ -366,7 +366,9 @@ class Scheduler:
             cur.fresh = False
             cur._g.parent.switch()          # parked; resumed when chosen
         else:
-            self._decide(cur)
+            c = self._choice_at(cur.id)
+            if c != cur.id:                 # most points go on at once
+                self._decide(cur, c)
         self.steps = s = self.steps + 1
         if s > self.max_steps:
             self._halt(StepLimit(self.max_steps))
@@ -570,16 +572,20 @@ class Scheduler:
             self._choices.append(c)
         return c
 
-    def _decide(self, cur: Task) -> None:
+    def _decide(self, cur: Task, first: int) -> None:
         """Who performs cur's next operation: cur, or another task (switched
-        to; cur resumes when chosen again); actions chosen meanwhile run here."""
+        to; cur resumes when chosen again); actions chosen meanwhile run here.
+        first: the choice already made at this decision (point())."""
         cid = cur.id
+        c = first
         while True:
-            c = self._choice_at(cid)
+            if c is None:
+                c = self._choice_at(cid)
             if c == cid:
                 return
             if c >= ACTION_BASE:
                 self._run_action(c)
+                c = None
                 continue
             if c < 0:
                 self._halt(Abandoned())

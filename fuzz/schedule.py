@@ -136,15 +136,28 @@ class ScheduleTarget:
         self.last_steps = 0           # scheduling points of the last run
         self.last_decisions = 0       # of which the bytes decided
         self.workers = Workers()      # task greenlets, reused run after run
+        self._decoded: dict = {}      # header (and sides) -> params: decoding is pure
 
     def params(self, data: bytes) -> dict:
-        return decode_params(data, driver=self.driver, device=self.device, bug=self.bug,
-                             model=self.model)
+        return dict(self._params(data))
+
+    def _params(self, data: bytes) -> dict:
+        """decode_params, memoised; the dict returned is shared: do not change it."""
+        key = (bytes(data[:HEADER]), self.driver, self.device, self.bug, self.model)
+        p = self._decoded.get(key)
+        if p is None:
+            if len(self._decoded) >= 4096:
+                self._decoded.clear()
+            p = self._decoded[key] = decode_params(data, driver=self.driver,
+                                                   device=self.device, bug=self.bug,
+                                                   model=self.model)
+        return p
 
     def run(self, data: bytes, *, trace: bool = False):
         """The RunReport of one input (no exception for a finding)."""
         source = FuzzSource(bytes(data[HEADER:]))
-        report = run_once(self.params(data), source, trace=trace, workers=self.workers)
+        # run_once copies the params it is given (resolve_params): the memo is safe.
+        report = run_once(self._params(data), source, trace=trace, workers=self.workers)
         self.last_steps, self.last_decisions = report.steps, source.decisions
         return report
 

@@ -54,6 +54,7 @@ with instrumentation(__name__ == "__main__", "VRINGFUZZ_DRIVER", "VRINGFUZZ_DEVI
     import harness.bugs.faults  # noqa: F401
     from harness import bugs as _bugs
     from harness.sched.fuzzsource import FuzzSource
+    from harness.sched.runtime import Workers
     from harness.world import run_once
     from fuzz.common import FuzzFinding, plugin_spec
 
@@ -122,7 +123,8 @@ def decode_params(data: bytes, *, driver="reference", device="reference",
 
 
 class ScheduleTarget:
-    """One fuzz target instance (run_once builds every run fresh: no reuse to reset)."""
+    """One fuzz target instance (run_once builds every run fresh: no reuse to
+    reset; only its parked task greenlets serve the next run, holding nothing)."""
 
     def __init__(self, driver=None, device=None, bug=None, model=None):
         self.driver = plugin_spec("driver", driver)
@@ -133,15 +135,29 @@ class ScheduleTarget:
         self.model = check_model(model or None)
         self.last_steps = 0           # scheduling points of the last run
         self.last_decisions = 0       # of which the bytes decided
+        self.workers = Workers()      # task greenlets, reused run after run
+        self._decoded: dict = {}      # header (and sides) -> params: decoding is pure
 
     def params(self, data: bytes) -> dict:
-        return decode_params(data, driver=self.driver, device=self.device, bug=self.bug,
-                             model=self.model)
+        return dict(self._params(data))
+
+    def _params(self, data: bytes) -> dict:
+        """decode_params, memoised; the dict returned is shared: do not change it."""
+        key = (bytes(data[:HEADER]), self.driver, self.device, self.bug, self.model)
+        p = self._decoded.get(key)
+        if p is None:
+            if len(self._decoded) >= 4096:
+                self._decoded.clear()
+            p = self._decoded[key] = decode_params(data, driver=self.driver,
+                                                   device=self.device, bug=self.bug,
+                                                   model=self.model)
+        return p
 
     def run(self, data: bytes, *, trace: bool = False):
         """The RunReport of one input (no exception for a finding)."""
         source = FuzzSource(bytes(data[HEADER:]))
-        report = run_once(self.params(data), source, trace=trace)
+        # run_once copies the params it is given (resolve_params): the memo is safe.
+        report = run_once(self._params(data), source, trace=trace, workers=self.workers)
         self.last_steps, self.last_decisions = report.steps, source.decisions
         return report
 

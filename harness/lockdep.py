@@ -46,9 +46,11 @@ under harness/ count as user code).
 """
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from dataclasses import dataclass
+from typing import NamedTuple
 
 Site = tuple[str, int, str]
 
@@ -59,6 +61,7 @@ _USER_DIRS = tuple(os.path.join(_HARNESS_DIR, d) + os.sep for d in ("scenarios",
 _INFRA_PREFIX = _HARNESS_DIR + os.sep
 
 
+@functools.lru_cache(maxsize=None)      # a pure test on the few source files there are
 def _is_infrastructure(filename: str) -> bool:
     return filename.startswith(_INFRA_PREFIX) and not filename.startswith(_USER_DIRS)
 
@@ -164,8 +167,7 @@ class Usage:
     site: Site
 
 
-@dataclass
-class _Held:
+class _Held(NamedTuple):        # one per acquire: a tuple is the cheapest record
     lock: str
     site: Site
 

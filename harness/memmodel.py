@@ -30,6 +30,11 @@ Rules:
   order, tasks in id order, and stale entries vanish: no store is lost and
   oracles read final memory.
 * alloc()/free() and the allocator's zeroing are not instrumented.
+* `store_listener(task_id, addr, data, width)`, when set (harness.world's
+  spec monitors), hears every store right after it is issued (its point
+  taken, before it drains), in the storing task's program order: data is the
+  int stored (width 2/4/8) or the bytes (width None); task_id is None
+  outside any task.
 """
 from __future__ import annotations
 
@@ -55,6 +60,7 @@ class ModelMemory(GuestMemory):
     """Sequentially consistent guest memory whose accesses are scheduling points."""
 
     model = "sc"
+    store_listener = None           # see the module rules
 
     def __init__(self, sched, size: int = 1 << 20, base: int = 0x1000, buffer=None):
         super().__init__(size, base, buffer)
@@ -77,7 +83,9 @@ class ModelMemory(GuestMemory):
         Wait predicates must use this, not raw memory: under relaxed a task
         can keep reading a stale value after memory changed, and a predicate
         on raw memory would wake it into a spin that PCT never breaks."""
-        off = self._off(addr, n)
+        off = addr - self.base
+        if off < 0 or off + n > self.size:
+            raise BadAddress(addr, n)
         return bytes(self.buf[off:off + n])
 
     def peek16(self, addr: int, task=None) -> int:
@@ -86,7 +94,8 @@ class ModelMemory(GuestMemory):
     def peek32(self, addr: int, task=None) -> int:
         return _U32.unpack(self.visible(addr, 4, task))[0]
 
-    # sc accessors: a point, then the plain access (kept inline: the hot path).
+    # sc accessors: a point, then the plain access, kept inline: the hot path,
+    # and GuestMemory's own accessors are instrumented code under libFuzzer.
     def read16(self, addr):
         self._point("r16", addr)
         off = addr - self.base
@@ -118,27 +127,59 @@ class ModelMemory(GuestMemory):
         return v
 
     def write16(self, addr, value):
-        self._point("w16", addr, value & 0xFFFF)
-        GuestMemory.write16(self, addr, value)
+        value &= 0xFFFF
+        self._point("w16", addr, value)
+        off = addr - self.base
+        if off < 0 or off + 2 > self.size:
+            raise BadAddress(addr, 2)
+        _U16.pack_into(self.buf, off, value)
+        if self.store_listener is not None:
+            self._heard(addr, value, 2)
 
     def write32(self, addr, value):
-        self._point("w32", addr, value & 0xFFFFFFFF)
-        GuestMemory.write32(self, addr, value)
+        value &= 0xFFFFFFFF
+        self._point("w32", addr, value)
+        off = addr - self.base
+        if off < 0 or off + 4 > self.size:
+            raise BadAddress(addr, 4)
+        _U32.pack_into(self.buf, off, value)
+        if self.store_listener is not None:
+            self._heard(addr, value, 4)
 
     def write64(self, addr, value):
-        self._point("w64", addr, value & 0xFFFFFFFFFFFFFFFF)
-        GuestMemory.write64(self, addr, value)
+        value &= 0xFFFFFFFFFFFFFFFF
+        self._point("w64", addr, value)
+        off = addr - self.base
+        if off < 0 or off + 8 > self.size:
+            raise BadAddress(addr, 8)
+        _U64.pack_into(self.buf, off, value)
+        if self.store_listener is not None:
+            self._heard(addr, value, 8)
+
+    def _heard(self, addr, data, width) -> None:
+        cur = self.sched.current
+        self.store_listener(cur.id if cur is not None else None, addr, data, width)
 
     def read(self, addr, n):
         self._point("read", addr, n)
-        v = GuestMemory.read(self, addr, n)
+        off = addr - self.base
+        if n < 0 or off < 0 or off + n > self.size:
+            raise BadAddress(addr, n)
+        v = bytes(self.buf[off:off + n])
         if self._tv:
             self.sched.note_value(v)
         return v
 
     def write(self, addr, data):
-        self._point("write", addr, bytes(data))
-        GuestMemory.write(self, addr, data)
+        data = bytes(data)
+        self._point("write", addr, data)
+        n = len(data)
+        off = addr - self.base
+        if off < 0 or off + n > self.size:
+            raise BadAddress(addr, n)
+        self.buf[off:off + n] = data
+        if self.store_listener is not None:
+            self._heard(addr, data, None)
 
     def wmb(self):
         self._point("wmb")
@@ -153,30 +194,67 @@ class ModelMemory(GuestMemory):
 SCMemory = ModelMemory
 
 
-class _Entry:
-    """One buffered store: bytes [addr, addr+n), shown as `value` in the trace."""
+class _Entry(Action):
+    """Bytes [a, a + n) of one task's view, and the scheduler choice that
+    retires them (the entry is its own Action: no closure per store).
 
-    __slots__ = ("addr", "n", "data", "value", "epoch", "action")
+    A _Store is a buffered store (b: the value stored, for the trace) that
+    reaches memory when run ("drain"); a _Stale holds old bytes the task still
+    sees (b = n) until run drops them ("stale").  id is -1 until the entry is
+    offered (add_pending) and again once it ran, so an entry still in a view
+    is a pending choice exactly when its id >= 0.
+    """
 
-    def __init__(self, addr, n, data, value, epoch):
-        self.addr, self.n, self.data, self.value, self.epoch = addr, n, data, value, epoch
-        self.action = None
+    __slots__ = ("n", "data", "epoch", "view")
+
+    def __init__(self, view, kind, addr, n, data, b, epoch):
+        self.id = -1
+        self.owner = view.tid
+        self.kind = kind
+        self.a = addr
+        self.b = b
+        self.fn = None
+        self.n = n
+        self.data = data
+        self.epoch = epoch
+        self.view = view
+
+
+class _Store(_Entry):
+    __slots__ = ()
+
+    def __init__(self, view, addr, n, data, value):
+        _Entry.__init__(self, view, "drain", addr, n, data, value, view.epoch)
+
+    def run(self) -> None:
+        self.id = -1                # the scheduler took it off its choices
+        view = self.view
+        view.mem._drain(view, self)
+
+
+class _Stale(_Entry):
+    __slots__ = ()
+
+    def __init__(self, view, addr, n, old):
+        _Entry.__init__(self, view, "stale", addr, n, old, n, 0)
+
+    def run(self) -> None:
+        self.id = -1
+        view = self.view
+        view.mem._remove_stale(view, self)
 
 
 class _View:
     """What one task has not yet made visible, or not yet seen."""
 
-    __slots__ = ("tid", "buf", "stale", "epoch")
+    __slots__ = ("tid", "mem", "buf", "stale", "epoch")
 
-    def __init__(self, tid):
+    def __init__(self, tid, mem):
         self.tid = tid
-        self.buf: list[_Entry] = []     # own stores, program order
-        self.stale: list[_Entry] = []   # old bytes still seen (relaxed only), arrival order
+        self.mem = mem
+        self.buf: list[_Store] = []     # own stores, program order
+        self.stale: list[_Stale] = []   # old bytes still seen (relaxed only), arrival order
         self.epoch = 0                  # fences executed (relaxed)
-
-
-def _overlaps(a, n, b, m) -> bool:
-    return a < b + m and b < a + n
 
 
 class TSOMemory(ModelMemory):
@@ -189,11 +267,7 @@ class TSOMemory(ModelMemory):
         super().attach(sched)
         self._views: dict[int, _View] = {}
 
-    # -- loads -----------------------------------------------------------------
-    def _load(self, kind, addr, n, b=None):
-        self._point(kind, addr, b)
-        cur = self.sched.current
-        return self._seen(addr, n, self._views.get(cur.id) if cur is not None else None)
+    # -- loads (a point, then what the loading task sees; inline: the hot path) --
 
     def _seen(self, addr, n, view):
         off = addr - self.base
@@ -202,12 +276,13 @@ class TSOMemory(ModelMemory):
         if view is None or not (view.buf or view.stale):
             return self.buf[off:off + n]
         data = bytearray(self.buf[off:off + n])
+        end = addr + n
         # Oldest stale entry per byte wins: overlay newest first, oldest last.
         for e in reversed(view.stale):
-            if _overlaps(e.addr, e.n, addr, n):
+            if e.a < end and addr < e.a + e.n:
                 _overlay(data, addr, e)
         for e in view.buf:              # own stores, newest on top
-            if _overlaps(e.addr, e.n, addr, n):
+            if e.a < end and addr < e.a + e.n:
                 _overlay(data, addr, e)
         return data
 
@@ -218,19 +293,28 @@ class TSOMemory(ModelMemory):
                                 else None))
 
     def read16(self, addr):
-        v = _U16.unpack_from(self._load("r16", addr, 2))[0]
+        self._point("r16", addr)
+        cur = self.sched.current
+        view = self._views.get(cur.id) if cur is not None else None
+        v = _U16.unpack_from(self._seen(addr, 2, view))[0]
         if self._tv:
             self.sched.note_value(v)
         return v
 
     def read32(self, addr):
-        v = _U32.unpack_from(self._load("r32", addr, 4))[0]
+        self._point("r32", addr)
+        cur = self.sched.current
+        view = self._views.get(cur.id) if cur is not None else None
+        v = _U32.unpack_from(self._seen(addr, 4, view))[0]
         if self._tv:
             self.sched.note_value(v)
         return v
 
     def read64(self, addr):
-        v = _U64.unpack_from(self._load("r64", addr, 8))[0]
+        self._point("r64", addr)
+        cur = self.sched.current
+        view = self._views.get(cur.id) if cur is not None else None
+        v = _U64.unpack_from(self._seen(addr, 8, view))[0]
         if self._tv:
             self.sched.note_value(v)
         return v
@@ -238,41 +322,48 @@ class TSOMemory(ModelMemory):
     def read(self, addr, n):
         if n < 0:
             raise BadAddress(addr, n)
-        v = bytes(self._load("read", addr, n, n))
+        self._point("read", addr, n)
+        cur = self.sched.current
+        v = bytes(self._seen(addr, n, self._views.get(cur.id) if cur is not None else None))
         if self._tv:
             self.sched.note_value(v)
         return v
 
     # -- stores ----------------------------------------------------------------
-    def _store(self, kind, addr, data: bytes, value):
+    def _store(self, kind, addr, data: bytes, value, width):
         self._point(kind, addr, value)
         n = len(data)
-        self._off(addr, n)              # BadAddress at the store, as on plain memory
+        off = addr - self.base
+        if off < 0 or off + n > self.size:
+            raise BadAddress(addr, n)   # at the store, as on plain memory
         cur = self.sched.current
         if cur is None:
-            off = addr - self.base
             self.buf[off:off + n] = data
-            return
-        view = self._view(cur.id)
-        e = _Entry(addr, n, data, value, view.epoch)
-        view.buf.append(e)
-        self._offer_new(view, e)
+        else:
+            view = self._views.get(cur.id)
+            if view is None:
+                view = self._view(cur.id)
+            e = _Store(view, addr, n, data, value)
+            view.buf.append(e)
+            self._offer_new(view, e)
+        if self.store_listener is not None:
+            self.store_listener(cur.id if cur is not None else None, addr, value, width)
 
     def write16(self, addr, value):
         value &= 0xFFFF
-        self._store("w16", addr, _U16.pack(value), value)
+        self._store("w16", addr, _U16.pack(value), value, 2)
 
     def write32(self, addr, value):
         value &= 0xFFFFFFFF
-        self._store("w32", addr, _U32.pack(value), value)
+        self._store("w32", addr, _U32.pack(value), value, 4)
 
     def write64(self, addr, value):
         value &= 0xFFFFFFFFFFFFFFFF
-        self._store("w64", addr, _U64.pack(value), value)
+        self._store("w64", addr, _U64.pack(value), value, 8)
 
     def write(self, addr, data):
         data = bytes(data)
-        self._store("write", addr, data, data)
+        self._store("write", addr, data, data, None)
 
     # -- barriers --------------------------------------------------------------
     def mb(self):
@@ -294,48 +385,51 @@ class TSOMemory(ModelMemory):
     def _view(self, tid) -> _View:
         view = self._views.get(tid)
         if view is None:
-            view = self._views[tid] = _View(tid)
+            view = self._views[tid] = _View(tid, self)
         return view
 
     def _offer(self, view: _View) -> None:
         """Make the drainable entries of view's buffer scheduler choices (TSO: the oldest)."""
-        if view.buf and view.buf[0].action is None:
-            self._add_drain(view, view.buf[0])
+        if view.buf and view.buf[0].id < 0:
+            self.sched.add_pending(view.buf[0])
 
-    def _offer_new(self, view: _View, e: _Entry) -> None:
+    def _offer_new(self, view: _View, e: _Store) -> None:
         """_offer after appending e: every older entry is already offered if it
         can be (the invariant _offer keeps), so only e can become a choice."""
         if view.buf[0] is e:
-            self._add_drain(view, e)
+            self.sched.add_pending(e)
 
-    def _add_drain(self, view, e) -> None:
-        e.action = self.sched.add_pending(
-            Action(view.tid, "drain", e.addr, e.value, lambda: self._drain(view, e)))
-
-    def _drain(self, view: _View, e: _Entry) -> None:
-        """Action: entry e of view's buffer reaches memory."""
-        view.buf.remove(e)
-        if e.action is not None:
-            self.sched.remove_pending(e.action)
-            e.action = None
-        off = e.addr - self.base
-        old = bytes(self.buf[off:off + e.n])
-        self.buf[off:off + e.n] = e.data
+    def _drain(self, view: _View, e: _Store) -> None:
+        """Entry e of view's buffer reaches memory (its action, or a barrier)."""
+        buf = view.buf
+        if buf[0] is e:
+            del buf[0]
+        else:
+            buf.remove(e)
+        if e.id >= 0:
+            self.sched.remove_pending(e)
+            e.id = -1
+        off = e.a - self.base
         if self.relaxed:
+            old = bytes(self.buf[off:off + e.n])
+            self.buf[off:off + e.n] = e.data
             self._invalidate(view, e, old)
+        else:
+            self.buf[off:off + e.n] = e.data
         self._offer(view)
 
     def _drain_all(self, view: _View, record: bool) -> None:
         while view.buf:
             e = view.buf[0]
             if record:
-                self.sched.record("drain", e.addr, e.value)
+                self.sched.record("drain", e.a, e.b)
             self._drain(view, e)
 
     def _drop_stale(self, view: _View) -> None:
         for e in view.stale:
-            if e.action is not None:
-                self.sched.remove_pending(e.action)
+            if e.id >= 0:
+                self.sched.remove_pending(e)
+                e.id = -1
         view.stale.clear()
 
     def _invalidate(self, view, e, old) -> None:
@@ -384,6 +478,7 @@ class RelaxedMemory(TSOMemory):
             self._view(cur.id).epoch += 1
 
     def _offer(self, view: _View) -> None:
+        # Drainable: in the first epoch, with no older store to overlapping bytes.
         buf = view.buf
         if not buf:
             return
@@ -391,72 +486,81 @@ class RelaxedMemory(TSOMemory):
         for i, e in enumerate(buf):
             if e.epoch != first_epoch:
                 break
-            if e.action is None and not any(_overlaps(o.addr, o.n, e.addr, e.n)
-                                            for o in buf[:i]):
-                self._add_drain(view, e)
+            if e.id < 0 and _clear(buf, i, e):
+                self.sched.add_pending(e)
 
-    def _offer_new(self, view: _View, e: _Entry) -> None:
+    def _offer_new(self, view: _View, e: _Store) -> None:
         # _offer's rule for e alone: in the first epoch, no older overlapping store.
         buf = view.buf
         if e.epoch != buf[0].epoch:
             return
-        a, n = e.addr, e.n
+        a, n = e.a, e.n
         for o in buf:
             if o is e:
-                self._add_drain(view, e)
+                self.sched.add_pending(e)
                 return
-            if o.addr < a + n and a < o.addr + o.n:
+            if o.a < a + n and a < o.a + o.n:
                 return
 
-    def _invalidate(self, view: _View, e: _Entry, old: bytes) -> None:
-        # Our own older stale bytes there are superseded by our own store.
-        mine = [s for s in view.stale if _overlaps(s.addr, s.n, e.addr, e.n)]
-        for s in mine:
-            self._remove_stale(view, s)
+    def _invalidate(self, view: _View, e: _Store, old: bytes) -> None:
+        a, n = e.a, e.n
+        end = a + n
+        if view.stale:
+            # Our own older stale bytes there are superseded by our own store.
+            for s in [s for s in view.stale if s.a < end and a < s.a + s.n]:
+                self._remove_stale(view, s)
+        views = self._views
         for t in self.sched.tasks:
-            if t.id == view.tid or t.done:
+            tid = t.id
+            if tid == view.tid or t.done:
                 continue
-            other = self._view(t.id)
-            if any(s.addr == e.addr and s.n == e.n for s in other.stale):
-                continue
-            s = _Entry(e.addr, e.n, old, _shown(old), 0)
-            other.stale.append(s)
-            # As _offer_stale, for the one new entry: a choice unless an older
-            # stale entry overlaps it (per address in arrival order).
-            if not any(o.addr < s.addr + s.n and s.addr < o.addr + o.n
-                       for o in other.stale[:-1]):
-                self._add_stale(other, s)
+            other = views.get(tid)
+            if other is None:
+                other = self._view(tid)
+            stale = other.stale
+            free = True             # no older stale entry overlaps it: a choice now
+            for o in stale:
+                if o.a == a and o.n == n:
+                    break           # one stale entry per (task, address, width)
+                if free and o.a < end and a < o.a + o.n:
+                    free = False
+            else:
+                s = _Stale(other, a, n, old)
+                stale.append(s)
+                if free:
+                    self.sched.add_pending(s)
 
-    def _offer_stale(self, view: _View) -> None:
-        st = view.stale
-        for i, s in enumerate(st):
-            if s.action is None and not any(_overlaps(o.addr, o.n, s.addr, s.n)
-                                            for o in st[:i]):
-                self._add_stale(view, s)
+    def _remove_stale(self, view: _View, s: _Stale) -> None:
+        """view stops seeing the old bytes of s (its action, or cleanup)."""
+        stale = view.stale
+        i = stale.index(s)
+        del stale[i]
+        if s.id >= 0:
+            self.sched.remove_pending(s)
+            s.id = -1
+        # Per address in arrival order: only younger entries overlapping s were
+        # held back by it (every other entry's choice is unchanged).
+        a, end = s.a, s.a + s.n
+        for k in range(i, len(stale)):
+            o = stale[k]
+            if o.id < 0 and o.a < end and a < o.a + o.n and _clear(stale, k, o):
+                self.sched.add_pending(o)
 
-    def _add_stale(self, view: _View, s: _Entry) -> None:
-        s.action = self.sched.add_pending(
-            Action(view.tid, "stale", s.addr, s.n, lambda: self._remove_stale(view, s)))
 
-    def _remove_stale(self, view: _View, s: _Entry) -> None:
-        """Action (or cleanup): view stops seeing the old bytes of s."""
-        view.stale.remove(s)
-        if s.action is not None:
-            self.sched.remove_pending(s.action)
-            s.action = None
-        self._offer_stale(view)
+def _clear(entries: list, i: int, e: _Entry) -> bool:
+    """No entry before index i overlaps e."""
+    a, end = e.a, e.a + e.n
+    for k in range(i):
+        o = entries[k]
+        if o.a < end and a < o.a + o.n:
+            return False
+    return True
 
 
 def _overlay(data: bytearray, addr: int, e: _Entry) -> None:
-    lo = max(addr, e.addr)
-    hi = min(addr + len(data), e.addr + e.n)
-    data[lo - addr:hi - addr] = e.data[lo - e.addr:hi - e.addr]
-
-
-def _shown(old: bytes):
-    if len(old) in (2, 4, 8):
-        return int.from_bytes(old, "little")
-    return old
+    lo = max(addr, e.a)
+    hi = min(addr + len(data), e.a + e.n)
+    data[lo - addr:hi - addr] = e.data[lo - e.a:hi - e.a]
 
 
 _CLASSES = {"sc": ModelMemory, "tso": TSOMemory, "relaxed": RelaxedMemory}

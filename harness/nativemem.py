@@ -48,13 +48,14 @@ import time
 from vring.contract import PluginError, resolve
 from vring.memory import GuestMemory
 
+from .plugins import expand
+
 
 def _factory(spec, side: str):
     if not spec:
         return None
     if callable(spec):                 # a make callable given directly
         return spec
-    from .plugins import expand
     try:
         return resolve(expand(spec, side), side)
     except PluginError:

@@ -17,6 +17,8 @@ whoever reads it checks the first written bytes with `check_data`.
 """
 from __future__ import annotations
 
+import functools
+import struct
 from collections import deque
 from dataclasses import dataclass
 
@@ -142,12 +144,17 @@ class Ledger:
     def outstanding(self) -> list:
         return list(self._out)
 
+    def none_outstanding(self, tokens: set) -> bool:
+        """No token of `tokens` is in flight (a wait predicate: no copy)."""
+        return self._out.keys().isdisjoint(tokens)
+
     def __len__(self) -> int:
         return len(self._out)
 
 
 # --- data integrity ------------------------------------------------------------
 
+@functools.lru_cache(maxsize=4096)     # pure; scenarios ask for the same buffers' bytes
 def pattern(token: int, n: int) -> bytes:
     """The deterministic bytes a buffer for `token` carries (no hash(), no RNG)."""
     t = int(token) & 0xFFFFFFFF
@@ -233,6 +240,10 @@ def check_liveness(p: Progress) -> None:
 
 # --- the passive spec monitor --------------------------------------------------
 
+_LE = {1: struct.Struct("<B"), 2: struct.Struct("<H"), 4: struct.Struct("<I"),
+       8: struct.Struct("<Q")}
+_DESC = struct.Struct("<QIHH")      # a descriptor: addr, len, flags, next (2.7.5)
+
 _PAGE_SHIFT = 12
 _PAGE = 1 << _PAGE_SHIFT
 _PAGE_MASK = _PAGE - 1
@@ -273,6 +284,9 @@ class SpecMonitor:
         self._areas = ((layout.desc, layout.desc + desc_table_size(n), "desc"),
                        (layout.avail, layout.avail + avail_size(n), "avail"),
                        (layout.used, layout.used + used_size(n), "used"))
+        # Their hull: a store with neither end in it (a payload) is in no area.
+        self._lo = min(a[0] for a in self._areas)
+        self._hi = max(a[1] for a in self._areas)
         self._avail_idx_at = layout.avail_idx
         self._used_idx_at = layout.used_idx
 
@@ -297,27 +311,54 @@ class SpecMonitor:
         off = addr & _PAGE_MASK
         if off + n <= _PAGE:
             page = pages.get(addr >> _PAGE_SHIFT)
-            return 0 if page is None else int.from_bytes(page[off:off + n], "little")
+            return 0 if page is None else _LE[n].unpack_from(page, off)[0]
         return sum(self._get(addr + i, 1) << (8 * i) for i in range(n))
+
+    def _desc(self, addr: int) -> tuple:
+        """(addr, len, flags, next) of the descriptor at addr, in one read."""
+        off = addr & _PAGE_MASK
+        if off + DESC_SIZE <= _PAGE:
+            page = self._shadow.get(addr >> _PAGE_SHIFT)
+            return (0, 0, 0, 0) if page is None else _DESC.unpack_from(page, off)
+        return (self._get(addr, 8), self._get(addr + 8, 4), self._get(addr + 12, 2),
+                self._get(addr + 14, 2))
 
     def store(self, side: str, addr: int, data, width: int | None = None) -> None:
         """One store; data is bytes, or an int of `width` bytes."""
         if width is not None and type(data) is int:
             data = (data & ((1 << (8 * width)) - 1)).to_bytes(width, "little")
         n = len(data)
+        lo, hi, last = self._lo, self._hi, addr + n - 1
+        region = None
+        if lo <= addr < hi or lo <= last < hi:
+            # The ring area holding the first byte, else the last (as
+            # SplitLayout.region), with the bounds computed once.
+            for a_lo, a_hi, name in self._areas:
+                if a_lo <= addr < a_hi:
+                    region = name
+                    break
+            else:
+                for a_lo, a_hi, name in self._areas:
+                    if a_lo <= last < a_hi:
+                        region = name
+                        break
         if side == "device":
-            self._device_store(addr, n, data)
+            self._device_store(addr, n, data, region)
         else:
-            self._driver_store(addr, n, data)
-        self._put(addr, data)
+            self._driver_store(addr, n, data, region)
+        page = self._shadow.get(addr >> _PAGE_SHIFT)
+        off = addr & _PAGE_MASK
+        if page is not None and off + n <= _PAGE:
+            page[off:off + n] = data        # _put's common case, inline
+        else:
+            self._put(addr, data)
         if n == 2:
             if side == "driver" and addr == self._avail_idx_at:
                 self._expose(int.from_bytes(data, "little"))
             elif side == "device" and addr == self._used_idx_at:
                 self._retire(int.from_bytes(data, "little"))
 
-    def _device_store(self, addr: int, n: int, data: bytes) -> None:
-        region = self._region(addr, n)
+    def _device_store(self, addr: int, n: int, data: bytes, region: str | None) -> None:
         if region == "desc":
             raise DeviceWroteDescriptor(f"store of {n} bytes at {self.lay.field_name(addr)}")
         if region == "avail":
@@ -330,18 +371,18 @@ class SpecMonitor:
             if step > (self.avail_idx - self.used_idx) & 0xFFFF:
                 raise UsedIdxRunsAhead(f"used idx {self.used_idx} -> {new}, avail idx "
                                        f"{self.avail_idx}")
+        end = addr + n          # (overlap tests inline: every store, every owned buffer)
         for ex in self._owned.values():
             for a, ln in ex.tables:
-                if _overlap(addr, n, a, ln):
+                if addr < a + ln and a < end:
                     raise DeviceWroteDescriptor(f"store at {addr:#x} into the indirect "
                                                 f"table at {a:#x}")
             for a, ln in ex.readable:
-                if _overlap(addr, n, a, ln):
+                if addr < a + ln and a < end:
                     raise DeviceWroteReadable(f"store at {addr:#x} into the device-readable "
                                               f"buffer {a:#x}+{ln}")
 
-    def _driver_store(self, addr: int, n: int, data: bytes) -> None:
-        region = self._region(addr, n)
+    def _driver_store(self, addr: int, n: int, data: bytes, region: str | None) -> None:
         if region == "used":
             raise DriverWroteUsed(f"store of {n} bytes at {self.lay.field_name(addr)}")
         if region == "desc":
@@ -360,23 +401,12 @@ class SpecMonitor:
                 raise AvailIdxTooFarAhead(f"avail idx {new} is more than {self.lay.size} "
                                           f"ahead of used idx {self.used_idx}")
         else:
+            end = addr + n
             for ex in self._owned.values():
                 for a, ln in ex.tables:
-                    if _overlap(addr, n, a, ln):
+                    if addr < a + ln and a < end:
                         raise DriverWroteDeviceOwned(f"store at {addr:#x} into the indirect "
                                                      f"table {a:#x} the device owns")
-
-    def _region(self, addr: int, n: int) -> str | None:
-        """The ring area holding the store's first byte, else its last (as
-        SplitLayout.region, with the bounds computed once)."""
-        last = addr + n - 1
-        for lo, hi, name in self._areas:
-            if lo <= addr < hi:
-                return name
-        for lo, hi, name in self._areas:
-            if lo <= last < hi:
-                return name
-        return None
 
     def _expose(self, new: int) -> None:
         """The driver published avail idx `new`: the chains it covers are the device's."""
@@ -401,15 +431,13 @@ class SpecMonitor:
             if i >= size or i in descs:
                 break
             descs.append(i)
-            d = lay.desc_at(i)
-            addr, ln = self._get(d, 8), self._get(d + 8, 4)
-            flags, nxt = self._get(d + 12, 2), self._get(d + 14, 2)
+            addr, ln, flags, nxt = self._desc(lay.desc_at(i))
             if flags & VRING_DESC_F_INDIRECT:
                 tables.append((addr, ln))
                 for k in range(min(ln // DESC_SIZE, size)):
-                    e = addr + k * DESC_SIZE
-                    if not self._get(e + 12, 2) & VRING_DESC_F_WRITE:
-                        readable.append((self._get(e, 8), self._get(e + 8, 4)))
+                    e_addr, e_len, e_flags, _ = self._desc(addr + k * DESC_SIZE)
+                    if not e_flags & VRING_DESC_F_WRITE:
+                        readable.append((e_addr, e_len))
                 break
             if not flags & VRING_DESC_F_WRITE:
                 readable.append((addr, ln))

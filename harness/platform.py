@@ -37,8 +37,7 @@ Rules:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from vring.platform import LockError, Platform
 
@@ -52,9 +51,9 @@ class HarnessLockError(LockError):
     taken outside any task while a task holds it."""
 
 
-@dataclass(frozen=True)
-class Hold:
-    """Who holds a lock, since where, and whether it disabled interrupts."""
+class Hold(NamedTuple):
+    """Who holds a lock, since where, and whether it disabled interrupts
+    (immutable; a tuple: one is made at every acquire)."""
 
     task_id: Any
     task_name: str
@@ -147,7 +146,8 @@ class HarnessPlatform(Platform):
         self.interrupts_delivered = 0
         self.irq_pending = False
         self._locks: dict[str, HarnessLock] = {}
-        self._irq_off: dict[Any, list[tuple[str, Site]]] = {}   # task id -> disables
+        # task id -> its disables, never empty (the entry goes with the last one)
+        self._irq_off: dict[Any, list[tuple[str, Site]]] = {}
         self._waiting: dict[Any, tuple[str, str, Site]] = {}    # task id -> (name, lock, site)
         self._handlers: list[Any] = []
 
@@ -197,10 +197,11 @@ class HarnessPlatform(Platform):
 
     def irqs_masked(self) -> bool:
         """Does any task (or the main context) have interrupts disabled?"""
-        return any(self._irq_off.values())
+        return bool(self._irq_off)      # entries are dropped when they empty
 
     def _irq_deliverable(self) -> bool:
-        return self.irq_pending and not self.irqs_masked()
+        # The irq handler's wake-up predicate, evaluated at most points: inline.
+        return self.irq_pending and not self._irq_off
 
     def start_irq_handler(self, callback: Callable[[], Any], name: str = "irq"):
         """Spawn the daemon task that runs callback() once per delivered

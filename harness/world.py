@@ -29,6 +29,7 @@ Rules:
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from vring.contract import build, setup_queue
@@ -37,9 +38,13 @@ from vring.layout import SplitLayout
 
 from . import oracles
 from .lockdep import Lockdep
+from .memmodel import make_memory
+from .nativemem import memory_for
 from .platform import HarnessPlatform
 from .result import Finding
 from .scenarios import get as get_scenario
+from .sched.replay import ReplayDivergence
+from .sched.runtime import Abandoned, Deadlock, Scheduler, StepLimit, TaskFailed
 
 #: Parameters every scenario accepts, with their defaults.
 BASE_PARAMS = {"scenario": "net", "size": 8, "features": "", "memory_model": "sc",
@@ -135,7 +140,7 @@ class Queue:
         mem = world.mem
         self.cfg = cfg = setup_queue(mem, size, features)
         self.size = size
-        self.layout = SplitLayout(cfg.size, cfg.desc, cfg.avail, cfg.used)
+        self.layout = _layout(cfg.size, cfg.desc, cfg.avail, cfg.used)
         self.platform = QueuePlatform(world, name)
         p = world.params
         self.drv = build(p["driver"], "driver", mem, cfg, self.platform)
@@ -222,6 +227,7 @@ class World:
         self.mem = mem
         self.platform = platform
         self.queues: dict[str, Queue] = {}
+        self._monitors: list = []         # every queue's SpecMonitor (on_store)
         self.side: dict = {}              # task id -> "driver" | "device"
         self.task_names: dict = {}        # task id -> name
         self._irq_callbacks: list = []
@@ -231,9 +237,10 @@ class World:
 
     def queue(self, name: str, size: int | None = None, features: int | None = None) -> Queue:
         p = self.params
-        feats = parse_features(p["features"]) if features is None else features
+        feats = _features(p["features"]) if features is None else features
         q = Queue(self, name, size or p["size"], feats)
         self.queues[name] = q
+        self._monitors.append(q.monitor)
         return q
 
     def task(self, name: str, fn, *args, side: str = "driver", daemon: bool = False):
@@ -278,47 +285,39 @@ class World:
     # store events from the memory model
     def on_store(self, task_id, addr: int, data, width: int | None = None) -> None:
         side = self.side.get(task_id, "driver")
-        for q in self.queues.values():
-            q.monitor.store(side, addr, data, width)
+        for m in self._monitors:
+            m.store(side, addr, data, width)
 
 
-def watch_stores(mem, on_store, current) -> None:
-    """Route every store of `mem` to on_store(task_id, addr, data, width) after
-    it is issued (its scheduling point taken), in the storing task's program
-    order.  Instance attributes shadow the class's accessors, so the memory
-    model needs no hook and ring code sees the same method names."""
-    mem.store_listener = on_store   # for native bridges that report C stores
-    for name, width in (("write16", 2), ("write32", 4), ("write64", 8), ("write", None)):
-        orig = getattr(mem, name)
-
-        def store(addr, data, _orig=orig, _width=width):
-            _orig(addr, data)
-            t = current()
-            on_store(t.id if t is not None else None, addr,
-                     data if _width else bytes(data), _width)
-        setattr(mem, name, store)
-    # The wrapper is plumbing: trace sites should name the ring code that stored.
-    _mark_plumbing(getattr(mem, "sched", None), getattr(mem, "write16"))
+def watch_stores(mem, on_store) -> None:
+    """Route every store of `mem` (a memory model) to on_store(task_id, addr,
+    data, width) after it is issued (its scheduling point taken), in the
+    storing task's program order (memmodel.py, store_listener).  Native
+    bridges that report C stores read the same attribute."""
+    mem.store_listener = on_store
 
 
-def _mark_plumbing(sched, *fns) -> None:
-    if sched is not None:
-        sched.mark_plumbing(*fns)
+#: parse_features is pure; every run (and queue) parses the same few strings.
+_features = functools.lru_cache(maxsize=64)(parse_features)
+#: A SplitLayout is a frozen value, and runs of one shape place rings alike.
+_layout = functools.lru_cache(maxsize=256)(SplitLayout)
+
+
+#: The world's own wrappers: trace sites name the scenario or ring code instead.
+_PLUMBING = (BarrierLock.acquire, BarrierLock.release, BarrierLock.__enter__,
+             BarrierLock.__exit__, World.wait, World._irq, QueuePlatform.wait_kick,
+             QueuePlatform.notify_device, QueuePlatform.interrupt)
 
 
 def _memory_size(p: dict) -> int:
     return max(1 << 16, 1 << (64 * int(p["size"])).bit_length())
 
 
-def run_once(params: dict, source, *, trace: bool = True) -> RunReport:
-    """Build and run one schedule of a scenario; return what it found."""
-    from .memmodel import make_memory
-    from .nativemem import memory_for
-    from .sched.replay import ReplayDivergence
-    from .sched.runtime import Abandoned, Deadlock, Scheduler, StepLimit, TaskFailed
-
+def run_once(params: dict, source, *, trace: bool = True, workers=None) -> RunReport:
+    """Build and run one schedule of a scenario; return what it found.
+    `workers`: a sched.runtime.Workers the caller keeps across its runs."""
     p = resolve_params(params)
-    sched = Scheduler(source, max_steps=p["max_steps"], trace=trace)
+    sched = Scheduler(source, max_steps=p["max_steps"], trace=trace, workers=workers)
     # Guest memory sized to the run (a fresh 1 MiB zero-fill per run cost more
     # than the run itself): room for the rings and the scenario's buffers.
     # Over memory C can address when a side needs it (harness/nativemem.py).
@@ -326,11 +325,9 @@ def run_once(params: dict, source, *, trace: bool = True) -> RunReport:
                      factory=lambda **kw: make_memory(p["memory_model"], sched, **kw))
     platform = HarnessPlatform(sched, Lockdep())
     world = World(p, sched, mem, platform)
-    watch_stores(mem, world.on_store, lambda: sched.current)
-    _mark_plumbing(sched, BarrierLock.acquire, BarrierLock.release, BarrierLock.__enter__,
-                   BarrierLock.__exit__, World.wait, World._irq,
-                   QueuePlatform.wait_kick, QueuePlatform.notify_device,
-                   QueuePlatform.interrupt)
+    watch_stores(mem, world.on_store)
+    if trace:                   # plumbing only matters to trace sites
+        sched.mark_plumbing(*_PLUMBING)
     get_scenario(p["scenario"]).build(world)
     outcome = sched.run()
     err = outcome.error

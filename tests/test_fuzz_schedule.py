@@ -100,12 +100,21 @@ def test_the_same_bytes_give_the_same_schedule():
     assert run_once(params, FuzzSource(data), trace=False).schedule == one
 
 
+def test_quick_answers_as_choose_would_for_the_running_task():
+    src = FuzzSource(bytes([0x10, PREEMPT]))
+    assert src.quick(1, ACTION_BASE) == 1 and src.pos == 1     # a low byte: consumed
+    assert src.quick(1, None) is None and src.pos == 1         # a high byte: choose()'s
+    src.pos = 2                                                 # out of bytes:
+    assert src.quick(1, ACTION_BASE + 4) == ACTION_BASE + 4    # the oldest drain first
+    assert src.quick(1, None) == 1 and src.decisions == 3      # else the task goes on
+
+
 class _NoFastPath(FuzzSource):
-    keeps = None        # the runtime then asks choose() at every decision
+    quick = None        # the runtime then asks choose() at every decision
 
 
-def test_the_keep_fast_path_decides_exactly_as_choose():
-    """Scheduler + FuzzSource.keeps() must record the same schedule, steps and
+def test_the_quick_fast_path_decides_exactly_as_choose():
+    """Scheduler + FuzzSource.quick() must record the same schedule, steps and
     verdict as choose() alone, over every scenario and memory model."""
     rng = random.Random(3)
     target = ScheduleTarget(driver="reference", device="reference", bug="")

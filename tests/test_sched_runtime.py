@@ -178,3 +178,79 @@ def test_data_choices_are_recorded_and_replayed():
     out, got = run(RandomSource(9))
     out2, got2 = run(ReplaySource(out.schedule))
     assert out.schedule.choices == tuple(got) and got2 == got and out2.error is None
+
+
+# --- Workers: task greenlets parked between runs -------------------------------
+
+def _yielders(workers, seed, log=None):
+    s = Scheduler(RandomSource(seed), workers=workers)
+
+    def body(name):
+        for _ in range(3):
+            s.yield_()
+        if log is not None:
+            log.append(name)
+    s.spawn("a", body, "a")
+    s.spawn("b", body, "b")
+    s.spawn("d", lambda: [s.yield_() for _ in iter(int, 1)], daemon=True)   # killed
+    return s.run()
+
+
+def test_runs_on_parked_workers_are_the_runs_on_fresh_greenlets():
+    from harness.sched.runtime import Workers
+    workers = Workers()
+    for seed in range(20):
+        fresh, reused = _yielders(None, seed), _yielders(workers, seed)
+        assert (reused.schedule, reused.steps, reused.error) == (fresh.schedule, fresh.steps,
+                                                                 fresh.error)
+        assert [e[:5] for e in reused.events] == [e[:5] for e in fresh.events]
+        assert [e[5] and e[5][0] for e in reused.events] == [e[5] and e[5][0]
+                                                             for e in fresh.events]
+    assert len(workers._idle) == 3          # the ended, and the killed daemon's, parked
+
+
+def test_a_parked_worker_keeps_no_context_and_no_task_of_its_run():
+    import contextvars
+    import gc
+    import weakref
+
+    from harness.sched.runtime import Workers
+    var = contextvars.ContextVar("var", default="unset")
+    workers, seen = Workers(), []
+
+    class Payload:
+        pass
+
+    def run(value, payload=None):
+        s = Scheduler(RandomSource(0), workers=workers)
+
+        def body(held):
+            seen.append(var.get())
+            var.set(value)
+            s.yield_()
+        s.spawn("t", body, payload)
+        s.run()
+
+    payload = Payload()
+    gone = weakref.ref(payload)
+    run("first", payload)
+    del payload
+    gc.collect()
+    run("second")
+    assert seen == ["unset", "unset"] and gone() is None and len(workers._idle) == 1
+
+
+def test_a_task_dying_of_keyboard_interrupt_leaves_no_worker_behind():
+    from harness.sched.runtime import Workers
+    workers = Workers()
+    s = Scheduler(RandomSource(0), workers=workers)
+
+    def stop():
+        s.yield_()
+        raise KeyboardInterrupt
+    s.spawn("x", stop)
+    try:
+        s.run()
+    except KeyboardInterrupt:
+        pass
+    assert all(not g.dead for g in workers._idle) and len(workers._idle) == 0

@@ -10,6 +10,7 @@ an implementation sees only their addresses.
 from __future__ import annotations
 
 import importlib
+import sys
 from dataclasses import dataclass
 
 from .errors import VirtioError
@@ -63,10 +64,14 @@ def resolve(spec: str, side: str):
     if not sep or not module_name or not attr:
         raise PluginError(f"--{side} {spec!r}: expected MODULE:CALLABLE or one of "
                           f"{', '.join(sorted(BUILTIN[side]))}")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as e:
-        raise PluginError(f"--{side} {spec!r}: cannot import {module_name!r} ({e})") from None
+    # Already imported: what import_module would return, without its machinery
+    # (every run resolves each side several times).
+    module = sys.modules.get(module_name)
+    if module is None:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as e:
+            raise PluginError(f"--{side} {spec!r}: cannot import {module_name!r} ({e})") from None
     make = getattr(module, attr, None)
     if not callable(make):
         raise PluginError(f"--{side} {spec!r}: {module_name} has no callable {attr!r}")

@@ -20,6 +20,7 @@ harness.world.World.  Rules every scenario keeps:
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -32,7 +33,10 @@ class Scenario:
     defaults: dict = field(default_factory=dict)
 
 
+@functools.cache
 def _registry() -> dict[str, Scenario]:
+    """Built once: the scenario modules' SCENARIOS are constants (every run
+    looks its scenario up, twice)."""
     from . import blk, drafts, net
     out: dict[str, Scenario] = {}
     for mod in (net, blk, drafts):

@@ -59,7 +59,7 @@ def _submit(w, q, tokens) -> None:
                 q.drv.notify()
             break
     mine = set(tokens)
-    w.wait("wait-interrupt blk-done", lambda: not mine.intersection(q.ledger.outstanding()))
+    w.wait("wait-interrupt blk-done", lambda: q.ledger.none_outstanding(mine))
 
 
 def _complete(w, q) -> None:

@@ -24,6 +24,8 @@ Parameters: draft, buffers, slots, budget, completion, workload_seed.
 """
 from __future__ import annotations
 
+import functools
+
 from .. import oracles
 from ..world import LockingPlatform
 from . import Scenario
@@ -40,7 +42,8 @@ def _check(w, q, complete: bool = False) -> None:
 
 
 def _finished(w, q) -> bool:
-    return w.state["submitted"] == len(w.state["workload"].buffers) and not q.outstanding()
+    st = w.state
+    return st["submitted"] == len(st["workload"].buffers) and not q.outstanding()
 
 
 def _xmit(w, q) -> None:
@@ -98,7 +101,7 @@ def _device(w, q) -> None:
 
 
 def build(w) -> None:
-    from vring.drafts import DraftConfig, load, make_workload
+    from vring.drafts import DraftConfig, load
     from vring.features import parse_features
 
     p = w.params
@@ -107,7 +110,7 @@ def build(w) -> None:
                       features=parse_features(p["features"]),
                       driver=p["driver"], device=p["device"])
     q = draft.make(w.mem, LockingPlatform(w), cfg)
-    w.state.update(workload=make_workload(p["buffers"], p["workload_seed"]), submitted=0,
+    w.state.update(workload=_workload(p["buffers"], p["workload_seed"]), submitted=0,
                    draft=q)
     w.end_checks.append(lambda: _end(w, q))
     w.on_interrupt(lambda: _irq(w, q))
@@ -115,6 +118,13 @@ def build(w) -> None:
     w.task("napi", _napi, w, q)
     w.task("txc", _txc, w, q)
     w.task("device", _device, w, q, side="device", daemon=True)
+
+
+@functools.lru_cache(maxsize=32)
+def _workload(n: int, seed: int):
+    """make_workload is pure and its Workload a frozen value: drawn once per (n, seed)."""
+    from vring.drafts import make_workload
+    return make_workload(n, seed)
 
 
 def _end(w, q) -> None:

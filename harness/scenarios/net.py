@@ -170,7 +170,7 @@ def _tx_submit(w, q, tokens) -> None:
             break
     mine = set(tokens)
     w.wait("wait-interrupt tx-done",
-           lambda: not mine.intersection(q.ledger.outstanding()))
+           lambda: q.ledger.none_outstanding(mine))
 
 
 def _tx_callback(w, q) -> None:

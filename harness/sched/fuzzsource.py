@@ -50,16 +50,21 @@ class FuzzSource:
     def exhausted(self) -> bool:
         return self.pos >= len(self.data)
 
-    def keeps(self) -> bool:
-        """The runtime's fast path at a point with several options: True (and
-        the byte consumed) when the next byte keeps the running task, exactly
-        as choose() would answer; False leaves the byte to choose()."""
+    def quick(self, current: int, first_action: int | None) -> int | None:
+        """The runtime's fast path at a decision of the running task: what
+        choose() would answer when the option list does not matter to it (a
+        byte below PREEMPT keeps the running task; out of bytes, the oldest
+        pending action drains, else the running task goes on), the decision
+        counted and its byte consumed; None leaves the byte to choose()."""
         pos = self.pos
-        if pos < len(self.data) and self.data[pos] < PREEMPT:
-            self.pos = pos + 1
-            self.decisions += 1
-            return True
-        return False
+        if pos < len(self.data):
+            if self.data[pos] < PREEMPT:
+                self.pos = pos + 1
+                self.decisions += 1
+                return current
+            return None
+        self.decisions += 1
+        return current if first_action is None else first_action
 
     def choose(self, options, current):
         self.decisions += 1

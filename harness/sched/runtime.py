@@ -27,11 +27,17 @@ Theory of operation:
   (daemons, or everything after a failure) are killed with GreenletExit in
   id order; during that teardown points are no-ops and current is None.
 * No global state: a Scheduler is one run; build a new one per run.
+* A task runs on a worker greenlet (_serve).  Given a Workers pool (a fuzz
+  target keeps one), a worker whose task ended or was killed parks in the
+  pool and serves a task of a later run: starting a greenlet maps a fresh
+  Python frame stack (an mmap and a munmap, ~12 us, per task and run).  A
+  parked worker holds nothing of the run it served, not even its contextvars.
 """
 from __future__ import annotations
 
 import os
 import sys
+import threading
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -40,6 +46,7 @@ from greenlet import GreenletExit, getcurrent, greenlet
 from .source import ACTION_BASE, Schedule
 
 _DONE, _FAILED, _HALT = "done", "failed", "halt"
+_ENDED = "ended"        # a task's greenlet to its parent: its result is in _ended
 ABANDON = -1        # a source's answer meaning "this run is redundant, stop it"
 
 
@@ -120,21 +127,73 @@ class Task:
 
 
 class Action:
-    """A memory-model choice: `fn()` runs once if the source picks `id`.
+    """A memory-model choice: `run()` (by default `fn()`) runs once if the
+    source picks `id`.
 
     owner is the task id the action belongs to (for the trace); (kind, a, b)
-    is what it does, for the trace and the explorer's footprints.
+    is what it does, for the trace and the explorer's footprints.  A memory
+    model may subclass it and override run() (one object per buffered store,
+    no closure).
     """
 
     __slots__ = ("id", "owner", "kind", "a", "b", "fn")
 
-    def __init__(self, owner: int, kind: str, a, b, fn: Callable[[], None]):
+    def __init__(self, owner: int, kind: str, a, b, fn: Callable[[], None] | None = None):
         self.id = -1
         self.owner = owner
         self.kind = kind
         self.a = a
         self.b = b
         self.fn = fn
+
+    def run(self) -> None:
+        self.fn()
+
+
+class Workers:
+    """Parked task greenlets of one thread, kept for the next runs (see the
+    module rules); pass the same Workers to every Scheduler of a loop."""
+
+    def __init__(self, keep: int = 32):
+        self.keep = keep
+        self._idle: list = []
+        self._thread = threading.get_ident()    # greenlets switch within their thread
+
+    def take(self):
+        """A parked worker, or None."""
+        if self._idle and threading.get_ident() == self._thread:
+            g = self._idle.pop()
+            g.gr_context = None         # the next task starts in an empty context
+            return g
+        return None
+
+    def put(self, g) -> None:
+        if (not g.dead and len(self._idle) < self.keep
+                and threading.get_ident() == self._thread):
+            self._idle.append(g)
+
+
+def _serve(job):
+    """A task greenlet's body: job = [body, task, park].  body(task) leaves
+    its result on the scheduler; tell the parent it ended, as a returning
+    greenlet would.  With park, wait there for the next job (Workers),
+    holding no reference to this one (the job list is emptied: the greenlet's
+    start arguments keep it)."""
+    while True:
+        body, t, park = job
+        job.clear()
+        job = None
+        try:
+            body(t)
+        except GreenletExit:            # killed at the end of its run
+            pass
+        body = t = None
+        if not park:
+            return _ENDED
+        job = getcurrent().parent.switch(_ENDED)
+
+
+_SERVE_CODE = _serve.__code__
 
 
 def resolve_site(site):
@@ -179,8 +238,10 @@ class RunOutcome:
 class Scheduler:
     """One deterministic run of cooperating tasks under a schedule source."""
 
-    def __init__(self, source, *, max_steps: int = 200_000, trace: bool = True):
+    def __init__(self, source, *, max_steps: int = 200_000, trace: bool = True,
+                 workers: Workers | None = None):
         self.source = source
+        self.workers = workers
         self.max_steps = max_steps
         self.trace = trace
         self.tasks: list[Task] = []
@@ -190,12 +251,13 @@ class Scheduler:
         self._choices: list[int] = []
         self._choose = source.choose
         self._choose_int = source.choose_int
-        # Optional fast path (FuzzSource): keeps() -> True when the next decision
-        # continues the running task, so the options need not be computed.
-        self._keeps = getattr(source, "keeps", None)
         self._want_ops = bool(getattr(source, "wants_ops", False))
         # Sources that prune (explore's sleep sets) also see forced points.
         self._single = bool(getattr(source, "sees_forced", False))
+        # Optional fast path (FuzzSource, source.py): quick(current, first_action)
+        # answers a running task's decision without the options when they do
+        # not matter to the answer, so blocked tasks' ready() need not run.
+        self._quick = None if self._single else getattr(source, "quick", None)
         self._opts: tuple | None = ()         # cached: unblocked tasks, then pending actions
         self._topts: tuple | None = ()        # cached: unblocked live task ids
         self._alive: list[Task] = []
@@ -209,6 +271,7 @@ class Scheduler:
         self._state = 0                       # 0 built, 1 running, 2 finished
         self._finishers: list[Callable[[], None]] = []
         self._skip: dict = {}                 # code object -> is plumbing
+        self._ended = None                    # the result of the task that just ended
         bind = getattr(source, "bind", None)
         if bind is not None:
             bind(self)
@@ -219,7 +282,6 @@ class Scheduler:
         if self._state == 2:
             raise SchedulerError("spawn() after the run finished")
         t = Task(len(self.tasks), name, daemon, fn, args)
-        t._g = greenlet(self._body)
         self.tasks.append(t)
         self._alive.append(t)
         self._opts = self._topts = None
@@ -286,8 +348,8 @@ class Scheduler:
                 self.current = t
                 r = t._g.switch()
                 self.current = None
-                if type(r) is tuple:
-                    self._finished(r)
+                if r is _ENDED:
+                    self._finished()
         finally:
             self._close()
         return RunOutcome(self._error, self.steps, Schedule(choices=tuple(self._choices)),
@@ -304,17 +366,9 @@ class Scheduler:
             cur.fresh = False
             cur._g.parent.switch()          # parked; resumed when chosen
         else:
-            opts = self._opts
-            if opts is None:
-                opts = self._base()
-            keeps = self._keeps
-            if keeps is not None and len(opts) > 1 and keeps():
-                self._choices.append(cur.id)    # a decision either way: record it
-            else:
-                if self._nblocked:
-                    opts = self._options()
-                if len(opts) > 1 or self._single:
-                    self._decide(cur, opts)
+            c = self._choice_at(cur.id)
+            if c != cur.id:                 # most points go on at once
+                self._decide(cur, c)
         self.steps = s = self.steps + 1
         if s > self.max_steps:
             self._halt(StepLimit(self.max_steps))
@@ -396,30 +450,37 @@ class Scheduler:
             self.events[-1] = (s, t, k, a, value, site)
 
     # -- internals ---------------------------------------------------------------
-    def _body(self, t: Task):
+    def _body(self, t: Task) -> None:
         try:
             t._fn(*t._args)
         except Exception as e:
-            return (_FAILED, t, e)
-        return (_DONE, t)
+            self._ended = (_FAILED, t, e)
+            return
+        self._ended = (_DONE, t)
 
     def _prime(self, t: Task) -> None:
         """Run a new task up to its first point, then come back here."""
-        g = t._g
+        workers = self.workers
+        g = workers.take() if workers is not None else None
+        if g is None:
+            g = greenlet(_serve)
+        t._g = g
         prev = self.current
         g.parent = getcurrent()
         self.current = t
-        r = g.switch(t)
+        r = g.switch([self._body, t, workers is not None])
         self.current = prev
-        if g.dead:
-            self._finished(r)
+        if r is _ENDED:
+            self._finished()
         else:
             g.parent = self._main
         if self._error is not None and prev is not None:
             self._halt()
 
-    def _finished(self, r: tuple) -> None:
+    def _finished(self) -> None:
+        r, self._ended = self._ended, None
         t = r[1]
+        self._release(t)
         t.done = True
         t.next_op = None
         self._alive.remove(t)
@@ -439,10 +500,56 @@ class Scheduler:
             base = self._base()
         if not self._nblocked:
             return base
-        woken = [t.id for t in self._blocked if t._ready()]
+        woken = ()
+        for t in self._blocked:         # a loop, not a comprehension: no extra frame
+            if t._ready():
+                woken += (t.id,)
         if not woken:
             return base
-        return tuple(sorted(base + tuple(woken)))
+        return tuple(sorted(base + woken))
+
+    def _choice_at(self, cid: int) -> int:
+        """The choice at a decision of the running task cid, recorded; cid
+        unrecorded when it is the only option (unless the source sees forced
+        points).
+
+        With a quick() source the options are computed only as far as the
+        answer needs: the blocked tasks' ready() up to the first that is true
+        (is there a second option?), and all of them only when quick() defers
+        to choose().  Evaluating a ready() has no effect, so the options and
+        every answer are those of _options() + choose()."""
+        opts = self._opts
+        if opts is None:
+            opts = self._base()
+        quick = self._quick
+        if quick is None:
+            if self._nblocked:
+                opts = self._options()
+            if len(opts) > 1 or self._single:
+                return self._ask(opts, cid)
+            return cid
+        pending = self._pending
+        if len(opts) > 1:
+            c = quick(cid, next(iter(pending)) if pending else None)
+            if c is None:
+                return self._ask(self._options() if self._nblocked else opts, cid)
+        else:
+            # Only cid runs unless a blocked task woke: find the first that did.
+            blocked = self._blocked
+            for i, t in enumerate(blocked):
+                if t._ready():
+                    break
+            else:
+                return cid
+            c = quick(cid, next(iter(pending)) if pending else None)
+            if c is None:
+                woken = [t.id]
+                for u in blocked[i + 1:]:
+                    if u._ready():
+                        woken.append(u.id)
+                return self._ask(tuple(sorted(opts + tuple(woken))), cid)
+        self._choices.append(c)
+        return c
 
     def _base(self) -> tuple:
         """Unblocked tasks then pending actions (dict order is id order), cached."""
@@ -465,17 +572,20 @@ class Scheduler:
             self._choices.append(c)
         return c
 
-    def _decide(self, cur: Task, opts) -> None:
+    def _decide(self, cur: Task, first: int) -> None:
+        """Who performs cur's next operation: cur, or another task (switched
+        to; cur resumes when chosen again); actions chosen meanwhile run here.
+        first: the choice already made at this decision (point())."""
         cid = cur.id
+        c = first
         while True:
-            c = self._ask(opts, cid)
+            if c is None:
+                c = self._choice_at(cid)
             if c == cid:
                 return
             if c >= ACTION_BASE:
                 self._run_action(c)
-                opts = self._options()
-                if len(opts) == 1 and not self._single:
-                    return
+                c = None
                 continue
             if c < 0:
                 self._halt(Abandoned())
@@ -507,7 +617,7 @@ class Scheduler:
         act = self._pending.pop(aid)
         self._opts = None
         self._record(act.owner, act.kind, act.a, act.b, None)
-        act.fn()
+        act.run()
 
     def _record(self, tid, kind, a, b, site) -> None:
         self.steps = s = self.steps + 1
@@ -529,6 +639,8 @@ class Scheduler:
         last = None
         while f is not None:
             code = f.f_code
+            if code is _SERVE_CODE:     # a task's outermost frame is _body's
+                break
             s = skip.get(code)
             if s is None:
                 s = skip[code] = code.co_filename.startswith(INTERNAL_FILES)
@@ -568,4 +680,10 @@ class Scheduler:
                     g.throw(GreenletExit)
                 except Exception:               # task code turned the exit into an error
                     pass
-            t._g = None
+            self._release(t)
+
+    def _release(self, t: Task) -> None:
+        """t's worker is free: back to the pool (or it has ended)."""
+        g, t._g = t._g, None
+        if self.workers is not None and g is not None:
+            self.workers.put(g)

@@ -11,10 +11,12 @@ Rules:
   ACTION_BASE up, memory-model actions (a buffered store draining, a stale
   value being dropped).  `options` is sorted, so every task id precedes every
   action id.
-* Optional `keeps() -> bool` (FuzzSource): asked at a point with several
-  options before they are computed; True means "the running task goes on",
-  answered exactly as choose() would (and recorded the same), which saves
-  evaluating blocked tasks' wake-up predicates.
+* Optional `quick(current, first_action) -> int | None` (FuzzSource): asked
+  at a decision of the running task `current` with several options, before
+  they are all computed (first_action: the lowest pending action id, or
+  None).  An int is the answer choose() would give, recorded the same;
+  None defers to choose().  It saves evaluating blocked tasks' wake-up
+  predicates.  Not used for sources that see forced points.
 * Randomness comes only from a `random.Random` the source owns, seeded from
   the user's seed: same seed, same schedule, in any process, with any
   PYTHONHASHSEED.

@@ -326,6 +326,7 @@ def run_once(params: dict, source, *, trace: bool = True) -> RunReport:
                      factory=lambda **kw: make_memory(p["memory_model"], sched, **kw))
     platform = HarnessPlatform(sched, Lockdep())
     world = World(p, sched, mem, platform)
+    sched.roots = (world,)
     watch_stores(mem, world.on_store, lambda: sched.current)
     _mark_plumbing(sched, BarrierLock.acquire, BarrierLock.release, BarrierLock.__enter__,
                    BarrierLock.__exit__, World.wait, World._irq,

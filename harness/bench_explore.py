@@ -1,13 +1,16 @@
-"""`vringfuzz bench explore`: what partial-order reduction saves on the small configuration.
+"""`vringfuzz bench explore`: what each reduction of explore saves, on the small configurations.
 
-The small configuration (net-rx: queue size 4, 3 buffers) is explored with the
-same preemption bound three ways per memory model - DPOR (the engine's
-default), sleep sets alone, and the plain bounded DFS without any reduction
-(stale drops not deferred either) - each within a time cap; the table shows complete interleavings, seconds and whether each search
-exhausted its space.  A ratio is exact only when both sides exhausted; '+'
-marks a count cut short by the cap (the true count is higher).  Sleep sets
-alone are not complete under a bound (tests/test_sched_explore.py), so their
-column is for comparison only.
+Two tables (issue 3: "interleavings run versus the count without reduction"):
+1. SMALL (net-rx: queue size 4, 3 buffers, NAPI budget 2) at preemption
+   bound 1, per memory model, searched three ways within a time cap each: the
+   state cache (the engine's default, harness/sched/statehash.py), DPOR
+   (harness/sched/dpor.py) and the plain bounded DFS without any reduction
+   (stale drops not deferred either).  A cell is the runs made; for the state
+   cache also how many went to the end and the distinct states passed.
+2. Bound 2, the state cache only, on SMALL and on draft III (4 slots,
+   3 buffers), per memory model: the search the issue asks to exhaust.
+'+' marks a search cut short by its cap (the true count is higher).  Seconds
+are CPU seconds of this process (the machine is shared), one search each.
 """
 from __future__ import annotations
 
@@ -18,49 +21,62 @@ from .engines.scheduled import SMALL
 from .sched.explore import explore
 from .world import run_once
 
-#: (label, por, defer_stale): "plain" is the search without any reduction.
-MODES = (("dpor", "dpor", True), ("sleep sets", "sleep", True), ("plain", False, False))
+#: (label, explore() keywords): "plain" is the search without any reduction.
+MODES = (("states", {"por": False, "state_cache": True}),
+         ("dpor", {"por": "dpor"}),
+         ("plain", {"por": False, "defer_stale": False}))
+MODELS = ("sc", "tso", "relaxed")
+#: The small configurations of issue 3 (queue size 4, 3 buffers).
+CONFIGS = {"net-rx": dict(SMALL),
+           "draft3": {"scenario": "draft3", "slots": 4, "buffers": 3}}
 
 
-def _search(params: dict, bound: int, por, cap: float, defer_stale: bool = True) -> dict:
-    t0 = time.monotonic()
+def _search(params: dict, bound: int, cap: float, **how) -> dict:
+    t0, c0 = time.monotonic(), time.process_time()
     rep = explore(lambda src: Outcome(run_once(params, src, trace=False)),
-                  preemption_bound=bound, por=por, deadline=t0 + cap,
-                  defer_stale=defer_stale)
-    return {"executions": rep.executions, "complete": rep.complete, "pruned": rep.pruned,
-            "races": rep.races, "exhausted": rep.exhausted, "found": rep.found,
-            "seconds": round(time.monotonic() - t0, 1)}
+                  preemption_bound=bound, deadline=t0 + cap, **how)
+    return {"executions": rep.executions, "complete": rep.complete, "states": rep.states,
+            "cached": rep.cached, "races": rep.races, "exhausted": rep.exhausted,
+            "found": rep.found, "cpu_seconds": round(time.process_time() - c0, 1)}
 
 
-def bench_explore(bound: int = 1, cap: float = 60.0,
-                  models: tuple[str, ...] = ("sc", "tso", "relaxed")) -> dict:
-    out = {"config": dict(SMALL), "preemption_bound": bound, "cap_seconds": cap}
+def bench_explore(bound: int = 1, cap: float = 60.0, models: tuple[str, ...] = MODELS,
+                  bound2_cap: float = 1800.0, configs: tuple[str, ...] = tuple(CONFIGS)) -> dict:
+    out = {"config": dict(SMALL), "preemption_bound": bound, "cap_seconds": cap,
+           "bound2_cap_seconds": bound2_cap, "reductions": {}, "bound2": {}}
     for model in models:
         params = dict(SMALL, memory_model=model)
-        out[model] = {label: _search(params, bound, por, cap, defer)
-                      for label, por, defer in MODES}
+        out["reductions"][model] = {label: _search(params, bound, cap, **how)
+                                    for label, how in MODES}
+    for name in configs:
+        for model in models:
+            params = dict(CONFIGS[name], memory_model=model)
+            out["bound2"][f"{name}/{model}"] = _search(params, 2, bound2_cap, por=False,
+                                                       state_cache=True)
     return out
+
+
+def _cell(r: dict) -> str:
+    mark = "" if r["exhausted"] else "+"
+    if r["states"]:
+        return (f"{r['executions']:,}{mark} runs ({r['complete']:,} to the end), "
+                f"{r['states']:,} states, {r['cpu_seconds']}s")
+    return f"{r['executions']:,}{mark} runs, {r['cpu_seconds']}s"
 
 
 def format_explore(res: dict) -> str:
     lines = [f"net-rx, queue size 4, 3 buffers, preemption bound {res['preemption_bound']}, "
-             f"cap {res['cap_seconds']:.0f}s per search",
-             f"{'model':<9}" + "".join(f"{label:>22}" for label, *_ in MODES)
-             + f"{'plain/dpor':>12}"]
-    for model in ("sc", "tso", "relaxed"):
-        if model not in res:
-            continue
-        row = res[model]
-
-        def cell(r):
-            return f"{r['complete']:,}{'' if r['exhausted'] else '+'} ({r['seconds']}s)"
-        p, n = row["dpor"], row["plain"]
-        ratio = n["complete"] / max(p["complete"], 1)
-        mark = "" if p["exhausted"] and n["exhausted"] else ("+" if p["exhausted"] else "?")
-        lines.append(f"{model:<9}" + "".join(f"{cell(row[label]):>22}" for label, *_ in MODES)
-                     + f"{ratio:>11.2f}x{mark}")
-    lines.append("('+': cut short by the cap, the true count is higher; "
-                 "'?': DPOR itself was cut short)")
+             f"cap {res['cap_seconds']:.0f}s per search"]
+    for model, row in res["reductions"].items():
+        lines.append(f"  {model}")
+        for label, _ in MODES:
+            lines.append(f"    {label:<8}{_cell(row[label])}")
+    lines.append(f"bound 2 with the state cache, cap {res['bound2_cap_seconds']:.0f}s per search")
+    for key, r in res["bound2"].items():
+        verdict = "found a failure" if r["found"] else (
+            "exhausted, clean" if r["exhausted"] else "not exhausted")
+        lines.append(f"  {key:<16}{_cell(r)}: {verdict}")
+    lines.append("('+': cut short by the cap, the true count is higher; seconds are CPU seconds)")
     return "\n".join(lines)
 
 

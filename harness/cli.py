@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--preemption-bound", type=_positive(int), default=2, help="explore bound")
     k.add_argument("--jobs", type=_positive(int), default=1,
                    help="explore: worker processes sharing the search (one core each)")
+    k.add_argument("--reduction", choices=("states", "dpor", "none"), default=None,
+                   help="explore: cut runs at states already explored (default), "
+                        "partial-order reduction, or none")
     k.add_argument("--json", action="store_true", help="print one JSON object")
 
     f = sub.add_parser("fuzz", help="an atheris campaign on one target")

@@ -70,7 +70,7 @@ class ModelMemory(GuestMemory):
         """Bind to the run's scheduler (one memory model per run)."""
         self.sched = sched
         self._point = sched.point
-        self._tv = sched.trace      # patch loaded values into the trace
+        self._tv = sched.notes_values   # report loaded values (trace, state cache)
         sched.at_finish(self.flush)
 
     def flush(self) -> None:

@@ -325,6 +325,7 @@ def run_once(params: dict, source, *, trace: bool = True, workers=None) -> RunRe
                      factory=lambda **kw: make_memory(p["memory_model"], sched, **kw))
     platform = HarnessPlatform(sched, Lockdep())
     world = World(p, sched, mem, platform)
+    sched.roots = (world,)
     watch_stores(mem, world.on_store)
     if trace:                   # plumbing only matters to trace sites
         sched.mark_plumbing(*_PLUMBING)

@@ -9,55 +9,12 @@ import random
 
 import pytest
 
-from harness.memmodel import make_memory
-from harness.platform import HarnessPlatform
-from harness.sched import Scheduler, explore
+from harness.sched import explore
 from harness.sched.runtime import Abandoned
 
-X, Y, Z = 0x1000, 0x1040, 0x1080
-ADDRS = (X, Y, Z)
-
-
-def _outcomes(model, prog, bound, por, **explore_kw):
-    """The set of outcomes of program `prog` (tasks of ops) within `bound`."""
-    seen = set()
-
-    def make_run(src):
-        s = Scheduler(src, trace=False)
-        m = make_memory(model, s, size=4096)
-        plat = HarnessPlatform(s)
-        got = {}
-
-        def body(me, ops):
-            out = []
-            for op in ops:
-                k = op[0]
-                if k == "r":
-                    out.append(m.read32(op[1]))
-                elif k == "w":
-                    m.write32(op[1], op[2])
-                elif k in ("mb", "wmb", "rmb"):
-                    getattr(m, k)()
-                elif k == "lock":
-                    plat.lock(op[1]).acquire()
-                elif k == "unlock":
-                    plat.lock(op[1]).release()
-                elif k == "wait":       # block until memory holds a value
-                    s.block(f"wait {op[1]:#x}",
-                            lambda a=op[1], v=op[2]: m.peek32(a) == v)
-            got[me] = tuple(out)
-        for i, ops in enumerate(prog):
-            s.spawn(f"t{i}", body, i, ops)
-        out = s.run()
-        if isinstance(out.error, Abandoned):
-            return out
-        final = tuple(m.peek32(a) for a in ADDRS)
-        seen.add((tuple(sorted(got.items())), final, type(out.error).__name__))
-        out.error = None                # a failure is an outcome too: keep exploring
-        return out
-    rep = explore(make_run, preemption_bound=bound, por=por, **explore_kw)
-    assert rep.exhausted
-    return seen, rep
+from programs import (LOCKED, MP, MP_FENCED, SB, SB_MB, WAITS, X, Y, Z, loads,
+                      random_program, random_programs, world_outcomes)
+from programs import outcomes as _outcomes
 
 
 def _same_as_plain(model, prog, bounds=(0, 1, 2)):
@@ -67,17 +24,6 @@ def _same_as_plain(model, prog, bounds=(0, 1, 2)):
             got, rep = _outcomes(model, prog, bound, por)
             assert got == plain, (model, bound, por, prog)
             assert rep.complete <= prep.complete
-
-
-SB = [[("w", X, 1), ("r", Y)], [("w", Y, 1), ("r", X)]]
-SB_MB = [[("w", X, 1), ("mb",), ("r", Y)], [("w", Y, 1), ("mb",), ("r", X)]]
-MP = [[("w", X, 1), ("w", Y, 1)], [("r", Y), ("r", X)]]
-MP_FENCED = [[("w", X, 1), ("wmb",), ("w", Y, 1)], [("r", Y), ("rmb",), ("r", X)]]
-LOCKED = [[("lock", "a"), ("r", X), ("w", X, 1), ("unlock", "a")],
-          [("lock", "a"), ("r", X), ("w", X, 2), ("unlock", "a")],
-          [("r", X), ("w", Y, 3)]]
-WAITS = [[("w", X, 1), ("w", Y, 1)], [("wait", Y, 1), ("r", X), ("w", Z, 1)],
-         [("r", Z), ("w", X, 2)]]
 
 
 @pytest.mark.parametrize("model", ["sc", "tso", "relaxed"])
@@ -91,21 +37,8 @@ def test_reduced_search_reaches_every_outcome_of_the_plain_bounded_search(model,
 def test_dpor_keeps_the_store_buffering_outcome_only_without_the_full_barrier():
     sb, _ = _outcomes("tso", SB, None, "dpor")
     sb_mb, _ = _outcomes("tso", SB_MB, None, "dpor")
-    assert ((0, (0,)), (1, (0,))) in {o[0] for o in sb}
-    assert ((0, (0,)), (1, (0,))) not in {o[0] for o in sb_mb}
-
-
-def _random_program(rng, tasks, length):
-    ops = []
-    for _ in range(tasks):
-        body = []
-        for _ in range(length):
-            k = rng.choice("rrwwm")
-            a = rng.choice(ADDRS[:2])
-            body.append(("r", a) if k == "r" else ("w", a, rng.randrange(1, 4))
-                        if k == "w" else (rng.choice(("mb", "wmb", "rmb")),))
-        ops.append(body)
-    return ops
+    assert ((0, (0,)), (1, (0,))) in loads(sb)
+    assert ((0, (0,)), (1, (0,))) not in loads(sb_mb)
 
 
 @pytest.mark.parametrize("model", ["sc", "tso", "relaxed"])
@@ -116,12 +49,8 @@ def test_dpor_matches_the_plain_search_on_random_tiny_programs(model):
     rng = random.Random(20261125)
     sizes = (2,) if model == "relaxed" else (2, 3)
     for _ in range(12):
-        prog = _random_program(rng, rng.choice(sizes), rng.choice(sizes))
+        prog = random_program(rng, rng.choice(sizes), rng.choice(sizes))
         _same_as_plain(model, prog, bounds=(0, 1, 2))
-
-
-def _loads(outcomes):
-    return sorted(o[0] for o in outcomes)
 
 
 def test_an_action_costs_a_preemption_where_a_task_could_run_instead():
@@ -131,22 +60,17 @@ def test_an_action_costs_a_preemption_where_a_task_could_run_instead():
     lazy0, _ = _outcomes("tso", SB, 0, False)
     eager0, _ = _outcomes("tso", SB, 0, False, lazy_actions=False)
     lazy1, _ = _outcomes("tso", SB, 1, False)
-    assert _loads(lazy0) == [((0, (0,)), (1, (0,)))]
+    assert loads(lazy0) == [((0, (0,)), (1, (0,)))]
     assert len(eager0) == 3 and eager0 <= lazy1
     # Unbounded, the rule changes nothing.
     assert _outcomes("tso", SB, None, False)[0] == _outcomes("tso", SB, None, False,
                                                               lazy_actions=False)[0]
 
 
-def _random_programs(seed, count, tasks=(2,), lengths=(2, 3)):
-    rng = random.Random(seed)
-    return [_random_program(rng, rng.choice(tasks), rng.choice(lengths)) for _ in range(count)]
-
-
 @pytest.mark.parametrize("name,prog", [("sb", SB), ("mp", MP), ("mp+wmb+rmb", MP_FENCED),
                                        ("waits", WAITS), ("locked", LOCKED)]
                          + [(f"random{i}", p) for i, p in
-                            enumerate(_random_programs(20261202, 8))])
+                            enumerate(random_programs(20261202, 8))])
 def test_deferring_stale_drops_reaches_every_outcome_of_the_search_without_it(name, prog):
     # A stale drop waits for its owner's next read of the address; "waits"
     # needs the exception: where only actions are enabled a drop is free.
@@ -196,38 +120,13 @@ def test_dpor_with_bound_2_still_finds_the_lost_kick_of_kick_prepare_wmb_not_mb(
     assert rep.found and rep.failure.error.oracle == "lost-kick"
 
 
-def _world_outcomes(monkeypatch, params, bound, por):
-    """Outcomes of a whole scenario run: the verdict, the final guest memory, the
-    scenario's state and the platform's counters (what the end checks can see)."""
-    import harness.world as world
-    seen = set()
-    end_checks = world._end_checks
-
-    def recording(w):
-        verdict = end_checks(w)
-        seen.add((verdict and verdict.oracle, bytes(w.mem.buf),
-                  repr(sorted(dict(w.state).items())), repr(w.platform.counters())))
-        return verdict
-
-    class _Out:
-        def __init__(self, report):
-            self.error = report.error if isinstance(report.error, Abandoned) else None
-
-    monkeypatch.setattr(world, "_end_checks", recording)
-    rep = explore(lambda src: _Out(world.run_once(params, src, trace=False)),
-                  preemption_bound=bound, por=por)
-    monkeypatch.undo()
-    assert rep.exhausted
-    return seen
-
-
 def test_dpor_reaches_every_outcome_of_the_plain_search_on_a_scenario(monkeypatch):
     """The guard for any change to footprints (docs/design/explore-python-state.md):
     scenario tasks share Python state, and the run ends while daemons can move."""
     params = {"scenario": "net-rx", "size": 4, "rx_packets": 2, "budget": 1,
               "memory_model": "sc"}
-    plain = _world_outcomes(monkeypatch, params, 1, False)
-    dpor = _world_outcomes(monkeypatch, params, 1, True)
+    plain = world_outcomes(monkeypatch, params, 1, False)
+    dpor = world_outcomes(monkeypatch, params, 1, True)
     assert len(plain) > 1
     assert plain <= dpor, f"DPOR lost {len(plain - dpor)} outcome(s)"
 

@@ -1,17 +1,22 @@
 """`--engine explore`: bounded exhaustive search of the small configuration.
 
-Every schedule within --preemption-bound (CHESS) is run once, reduced by
-dynamic partial-order reduction (harness/sched/dpor.py); the result says how
-many interleavings ran and whether the bounded space was exhausted before the
-time budget.  --jobs N shares the search out to N worker processes
-(harness/sched/explore_parallel.py); a failure found by a worker is replayed
-here from its schedule, so the repro is the same as a single search's.
+Every schedule within --preemption-bound (CHESS) is covered, reduced by
+--reduction: "states" (the default) stops a run at any state the search has
+already explored with as many preemptions left (harness/sched/statehash.py);
+"dpor" runs dynamic partial-order reduction (harness/sched/dpor.py), the
+choice wherever a side is native C code, whose memory the state digest cannot
+see; "none" is the plain bounded search.  The result says how many runs were
+made, how many distinct states they passed, and whether the bounded space was
+exhausted before the time budget.  --jobs N shares the search out to N worker
+processes (harness/sched/explore_parallel.py); a failure found by a worker is
+replayed here from its schedule, so the repro is the same as a single search's.
 """
 from __future__ import annotations
 
 import time
 
-from ..nativemem import isolated
+from ..errors import UsageError
+from ..nativemem import isolated, needs_native
 from ..progress import for_opts
 from ..result import EngineResult
 from ..sched.explore import explore
@@ -37,6 +42,18 @@ class Outcome:
 #: The most of the budget one pass below --preemption-bound may take.
 LOWER_SHARE = 0.25
 
+REDUCTIONS = ("states", "dpor", "none")
+
+
+def search_options(reduction: str, params: dict) -> dict:
+    """explore() keyword arguments for --reduction; "states" falls back to DPOR
+    when a side is native (its C state lives outside the Python objects)."""
+    if reduction not in REDUCTIONS:
+        raise UsageError(f"--reduction {reduction!r}: expected one of {', '.join(REDUCTIONS)}")
+    if reduction == "states" and needs_native(params["driver"], params["device"]):
+        reduction = "dpor"
+    return {"por": reduction == "dpor", "state_cache": reduction == "states"}
+
 
 def run(opts) -> EngineResult:
     return isolated(opts, "explore", lambda: _explore(opts))
@@ -48,6 +65,7 @@ def _explore(opts) -> EngineResult:
     budget = float(getattr(opts, "time", None) or 10.0)
     bound = getattr(opts, "preemption_bound", 2)
     jobs = int(getattr(opts, "jobs", None) or 1)
+    how = search_options(getattr(opts, "reduction", None) or "states", params)
     progress = for_opts(opts, "explore")
     start = time.monotonic()
     done = 0                        # runs of the finished passes
@@ -65,7 +83,7 @@ def _explore(opts) -> EngineResult:
             break
         if k < bound:
             end = min(end, time.monotonic() + LOWER_SHARE * budget)
-        rep, report = _pass(params, k, jobs, end, progress, done)
+        rep, report = _pass(params, k, jobs, end, progress, done, how)
         done += rep.executions
         if report is not None:
             break
@@ -76,18 +94,32 @@ def _explore(opts) -> EngineResult:
                       extra={"memory_model": params["memory_model"],
                              "exhausted": rep.exhausted and k == bound,
                              "interleavings": rep.complete, "pruned": rep.pruned,
-                             "races": rep.races, "preemption_bound": bound,
-                             "bound_reached": k, "jobs": jobs})
+                             "races": rep.races, "states": rep.states,
+                             "cached": rep.cached, "reduction": _name(how),
+                             "preemption_bound": bound, "bound_reached": k, "jobs": jobs})
     if report is None:
         res.extra["scenario"] = params["scenario"]
         state = "exhausted" if rep.exhausted and k == bound else (
             f"not exhausted (time budget, during the pass with bound {k})")
-        res.message = (f"{rep.complete} interleavings, {rep.races} races found by DPOR, "
-                       f"bound {bound}: {state}")
+        res.message = f"bound {bound}: {_summary(rep, how)}: {state}"
     return res
 
 
-def _pass(params, bound: int, jobs: int, deadline: float, progress, done: int):
+def _name(how: dict) -> str:
+    return "states" if how["state_cache"] else "dpor" if how["por"] else "none"
+
+
+def _summary(rep, how: dict) -> str:
+    """What the last pass ran, in the words of its reduction."""
+    if how["state_cache"]:
+        return (f"{rep.executions:,} runs ({rep.complete:,} to the end, {rep.cached:,} cut at "
+                f"a state already explored), {rep.states:,} distinct states")
+    if how["por"]:
+        return f"{rep.complete:,} interleavings, {rep.races:,} races found by DPOR"
+    return f"{rep.complete:,} interleavings"
+
+
+def _pass(params, bound: int, jobs: int, deadline: float, progress, done: int, how: dict):
     """One bounded search: (its ExploreReport, the failing run's report or None)."""
     def tell(n):
         progress.update(done + n, scenario=params["scenario"], model=params["memory_model"],
@@ -95,7 +127,7 @@ def _pass(params, bound: int, jobs: int, deadline: float, progress, done: int):
     if jobs > 1:
         rep, failing = explore_parallel(
             lambda src: Outcome(run_once(params, src, trace=False)), jobs=jobs,
-            preemption_bound=bound, por=True, deadline=deadline, progress=tell)
+            preemption_bound=bound, deadline=deadline, progress=tell, **how)
         if failing is None:
             return rep, None
         report = run_once(params, ReplaySource(Schedule(choices=tuple(failing))), trace=False)
@@ -109,5 +141,5 @@ def _pass(params, bound: int, jobs: int, deadline: float, progress, done: int):
         count[0] += 1
         tell(count[0])
         return Outcome(run_once(params, source, trace=False))
-    rep = explore(make_run, preemption_bound=bound, por=True, deadline=deadline)
+    rep = explore(make_run, preemption_bound=bound, deadline=deadline, **how)
     return rep, rep.failure.report if rep.failure is not None else None

@@ -67,6 +67,7 @@ _BAD_CHAIN = (
     ("Descriptor loop", DescriptorLoop),              # count > num: only a loop gets there
     ("Multilevel indirect", NestedIndirect),
     ("Strange indirect len", IndirectTableLength),    # len % 16 != 0
+    ("Invalid indirect len", IndirectTableLength),    # the same check, worded so in 6.12.118
     ("after writable", ReadableAfterWritable),
     ("Chained index", DescriptorIndexOutOfRange),      # next >= table size
     ("is available", DescriptorIndexOutOfRange),       # head >= num

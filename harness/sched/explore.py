@@ -69,6 +69,7 @@ from dataclasses import dataclass
 from .dpor import RaceTracker
 from .runtime import ABANDON, Abandoned, RunOutcome
 from .source import ACTION_BASE
+from .statehash import state_digest
 
 #: kind -> (width or None for "use b", is_write)
 _MEM = {"r16": (2, False), "r32": (4, False), "r64": (8, False), "read": (None, False),
@@ -150,7 +151,10 @@ class ExploreSource:
 
     def __init__(self, *, preemption_bound: int | None = 2, por: bool | str = True,
                  lazy_actions: bool = True, defer_stale: bool = True,
-                 split: tuple[int, int, int] | None = None):
+                 split: tuple[int, int, int] | None = None, state_cache: bool = False):
+        if state_cache and por:
+            raise ValueError("state_cache: only with por=False (a cached state prunes "
+                             "its whole subtree; DPOR's backtrack sets assume it ran)")
         if por not in (True, False, "dpor", "sleep"):
             raise ValueError(f"por={por!r}: expected True/'dpor', 'sleep' or False")
         if split is not None and not (0 <= split[0] < split[1] and split[2] >= 0):
@@ -164,7 +168,8 @@ class ExploreSource:
         # Deferring is cost-preserving only where a drop costs one anyway: with
         # lazy actions, at decisions where some task is enabled.
         self.defer_stale = defer_stale and lazy_actions
-        self.wants_ops = self.por or self.defer_stale   # next reads, for defer_stale
+        # Next ops: footprints (por), next reads (defer_stale), op chains (state_cache).
+        self.wants_ops = self.por or self.defer_stale or state_cache
         self.sees_forced = self.por
         self.tracker = RaceTracker() if self.dpor else None
         # Sleep sets assume any order of commuting steps can be explored; a
@@ -173,6 +178,12 @@ class ExploreSource:
         # lost an outcome too (UNBOUNDED_LOSS in the tests), so DPOR runs
         # without sleep sets; por="sleep" is sleep sets alone.
         self.sleep_sets = self.por and not self.dpor
+        # State caching (statehash.py): digest -> the most preemptions left
+        # with which that state was explored.
+        self.state_cache = state_cache
+        self.wants_values = state_cache
+        self.visited: dict[bytes, int] = {}
+        self.cached = 0
         self.pruned = 0
         self.bounded = 0
         self.deferred = 0
@@ -284,6 +295,14 @@ class ExploreSource:
                 tr.record(node, c, node.ops.get(c), self._sched)
             return node.chosen
         node = self._new_node(options, current, False)
+        if self.state_cache:
+            key = state_digest(self._sched)
+            left = (1 << 30) if self.preemption_bound is None else (
+                self.preemption_bound - node.pre)
+            if self.visited.get(key, -1) >= left:
+                self.cached += 1
+                return ABANDON      # explored before with at least as many preemptions left
+            self.visited[key] = left
         if self.defer_stale and options[-1] >= ACTION_BASE and options[0] < ACTION_BASE:
             node.skip = self._deferrable(options)
         above = self.split is not None and d < self.split[2]
@@ -383,6 +402,8 @@ class ExploreReport:
     sleep_blocked: int = 0          # runs stopped as redundant (every option asleep)
     races: int = 0                  # DPOR: races found (backtrack points added)
     shared: int = 0                 # split: runs worker 0 counts instead
+    cached: int = 0                 # state cache: runs stopped at a state explored before
+    states: int = 0                 # state cache: distinct states visited
     exhausted: bool = False         # the whole (bounded) space was covered
     failure: RunOutcome | None = None
 
@@ -399,7 +420,8 @@ class ExploreReport:
 def explore(make_run, *, preemption_bound: int | None = 2, por: bool | str = True,
             max_executions: int | None = None, deadline: float | None = None,
             lazy_actions: bool = True, defer_stale: bool = True,
-            split: tuple[int, int, int] | None = None, stop=None) -> ExploreReport:
+            split: tuple[int, int, int] | None = None, stop=None,
+            state_cache: bool = False) -> ExploreReport:
     """Run make_run(source) -> RunOutcome over every schedule within the bound.
 
     Stops at the first outcome with an error (returned as .failure, with its
@@ -409,7 +431,8 @@ def explore(make_run, *, preemption_bound: int | None = 2, por: bool | str = Tru
     split: this worker's share of the search (see the module docstring).
     """
     src = ExploreSource(preemption_bound=preemption_bound, por=por,
-                        lazy_actions=lazy_actions, defer_stale=defer_stale, split=split)
+                        lazy_actions=lazy_actions, defer_stale=defer_stale, split=split,
+                        state_cache=state_cache)
     rep = ExploreReport()
     while True:
         if max_executions is not None and rep.executions >= max_executions:
@@ -434,5 +457,7 @@ def explore(make_run, *, preemption_bound: int | None = 2, por: bool | str = Tru
     rep.pruned = src.pruned
     rep.bounded = src.bounded
     rep.deferred = src.deferred
+    rep.cached = src.cached
+    rep.states = len(src.visited)
     rep.races = src.tracker.races if src.tracker is not None else 0
     return rep

@@ -30,7 +30,10 @@ from .explore import ExploreReport, explore
 #: that the common part is a small fraction of the runs.
 DEFAULT_SPLIT_DEPTH = 6
 
-_COUNTERS = ("executions", "pruned", "bounded", "deferred", "sleep_blocked", "races", "shared")
+#: Summed over workers.  With the state cache each worker keeps its own, so
+#: `states` counts a state once per worker that passed it.
+_COUNTERS = ("executions", "pruned", "bounded", "deferred", "sleep_blocked", "races", "shared",
+             "cached", "states")
 
 
 def _worker(make_run, j, jobs, depth, kwargs, stop, runs, out) -> None:

@@ -272,6 +272,15 @@ class Scheduler:
         self._finishers: list[Callable[[], None]] = []
         self._skip: dict = {}                 # code object -> is plumbing
         self._ended = None                    # the result of the task that just ended
+        #: Objects whose state a stateful search digests besides the tasks
+        #: (statehash.py); the world sets itself here.
+        self.roots: tuple = ()
+        # Per task, a hash chain of its operations and the values its loads
+        # returned (point, block, note_value), for sources that cache states
+        # (`wants_values` with `wants_ops`: explore's state cache).
+        self._values: dict | None = {} if getattr(source, "wants_values", False) else None
+        #: Does the memory model report loaded values (note_value)?
+        self.notes_values = trace or self._values is not None
         bind = getattr(source, "bind", None)
         if bind is not None:
             bind(self)
@@ -362,6 +371,9 @@ class Scheduler:
             return
         if self._want_ops:
             cur.next_op = (kind, a, b)
+            vals = self._values
+            if vals is not None:
+                vals[cur.id] = hash((vals.get(cur.id), kind, a, b))
         if cur.fresh:
             cur.fresh = False
             cur._g.parent.switch()          # parked; resumed when chosen
@@ -396,6 +408,9 @@ class Scheduler:
         self._opts = self._topts = None
         if self._want_ops:
             cur.next_op = ("block", reason, None)
+            vals = self._values
+            if vals is not None:
+                vals[cur.id] = hash((vals.get(cur.id), "block", reason))
         self._record(cur.id, "block", reason, None, self._site())
         cid = cur.id
         while True:
@@ -444,10 +459,22 @@ class Scheduler:
             self._record(cur.id, kind, a, b, None)
 
     def note_value(self, value) -> None:
-        """Set b of the running task's last event: the value a load returned."""
-        if self.trace and self.current is not None and self.events:
+        """A load of the running task returned `value`: set b of its last trace
+        event, and extend its chain of observed values (state caching)."""
+        cur = self.current
+        if cur is None:
+            return
+        vals = self._values
+        if vals is not None:
+            vals[cur.id] = hash((vals.get(cur.id), value))
+        if self.trace and self.events:
             s, t, k, a, _, site = self.events[-1]
             self.events[-1] = (s, t, k, a, value, site)
+
+    def observed(self, tid: int):
+        """The hash chain of task `tid`'s operations and loaded values, or None."""
+        vals = self._values
+        return None if vals is None else vals.get(tid)
 
     # -- internals ---------------------------------------------------------------
     def _body(self, t: Task) -> None:

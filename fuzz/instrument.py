@@ -7,8 +7,8 @@ instrumented: the harness's own coverage says nothing about the ring, and
 instrumenting it costs executions.  Off unless fuzzing (running as __main__ or
 VRINGFUZZ_INSTRUMENT=1), so importing a target in pytest stays cheap.
 
-`under_test` narrows the ring to the modules a target exercises: every other
-vring module is left out (atheris's `exclude` takes exact module names, so
+`under_test` narrows the ring to the modules (and packages: a name covers
+its submodules) a target exercises: every other vring module is left out (atheris's `exclude` takes exact module names, so
 they are listed from the package's files, without importing it).  A target
 names them when the rest only carries plumbing for it (errors, layout
 arithmetic, allocator): each instrumented block and comparison there costs
@@ -48,5 +48,6 @@ def instrumentation(as_main: bool, *plugin_envs: str, under_test: tuple[str, ...
             module = spec.split(":", 1)[0]
             include.append(module.split(".", 1)[0])
             keep.add(module)        # a plug-in inside vring stays instrumented
-    exclude = [m for m in package_modules("vring") if m not in keep] if under_test else []
+    exclude = [m for m in package_modules("vring")
+               if not any(m == k or m.startswith(k + ".") for k in keep)] if under_test else []
     return atheris.instrument_imports(include=include, exclude=exclude)

@@ -252,15 +252,20 @@ def structural_mutate(data: bytes, rng: random.Random) -> bytes:
     return encode_chain(inp)
 
 
+def bytes_path(seed: int, share: float) -> bool:
+    """Does this call go to libFuzzer's byte mutations (`share` of the seeds)?
+    A multiplicative hash of the seed: building a PRNG and drawing from it
+    cost ~10k instructions, on every call."""
+    return (seed * 0x9E3779B97F4A7C15 & _M64) >> 48 < share * 0x10000
+
+
 def custom_mutator(data: bytes, max_size: int, seed: int, byte_mutate=None) -> bytes:
     """The atheris custom_mutator entry point.
 
     byte_mutate(data, max_size) defaults to atheris.Mutate, which only works
     inside a running atheris.Fuzz() (tests pass their own).
     """
-    # The share is drawn from a multiplicative hash of the seed: building the
-    # PRNG and drawing from it cost ~10k instructions, on every call.
-    if (seed * 0x9E3779B97F4A7C15 & _M64) >> 48 < BYTE_SHARE * 0x10000:
+    if bytes_path(seed, BYTE_SHARE):
         if byte_mutate is None:
             import atheris  # already loaded whenever libFuzzer calls us
             byte_mutate = atheris.Mutate

@@ -17,13 +17,14 @@ add that, while keeping what coverage guidance found:
 * `reroll_header`: one new header byte (another scenario, model, shape or
   count, with the same schedule).
 
-Rules: a pure function of (data, max_size, seed): randomness comes from
-SplitMix(seed), so libFuzzer's -seed reproduces a campaign.  BYTE_SHARE of the
-calls go to libFuzzer's own byte mutations (atheris.Mutate).
+Rules: a pure function of (data, max_size, seed): randomness comes from the
+seed (a hash of it picks the path, SplitMix(seed) drives an edit), so
+libFuzzer's -seed reproduces a campaign.  BYTE_SHARE of the calls go to
+libFuzzer's own byte mutations (atheris.Mutate).
 """
 from __future__ import annotations
 
-from fuzz.mutators import SplitMix
+from fuzz.mutators import SplitMix, bytes_path
 from harness.sched.fuzzsource import PREEMPT
 
 HEADER = 4              # fuzz/schedule.py's (not imported: under atheris it is __main__)
@@ -84,10 +85,9 @@ def schedule_mutate(data: bytes, rng: SplitMix, max_size: int) -> bytes:
 
 def custom_mutator(data: bytes, max_size: int, seed: int, byte_mutate=None) -> bytes:
     """The atheris custom_mutator entry point (byte_mutate: tests pass their own)."""
-    rng = SplitMix(seed)
-    if rng.random() < BYTE_SHARE:
+    if bytes_path(seed, BYTE_SHARE):
         if byte_mutate is None:
             import atheris  # loaded whenever libFuzzer calls us
             byte_mutate = atheris.Mutate
         return byte_mutate(data, max_size)
-    return schedule_mutate(data, rng, max_size)
+    return schedule_mutate(data, SplitMix(seed), max_size)

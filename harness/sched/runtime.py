@@ -276,7 +276,7 @@ class Scheduler:
         #: (statehash.py); the world sets itself here.
         self.roots: tuple = ()
         # Per task, a hash chain of its operations and the values its loads
-        # returned (point, block, note_value), for sources that cache states
+        # returned (point, note_value), for sources that cache states
         # (`wants_values` with `wants_ops`: explore's state cache).
         self._values: dict | None = {} if getattr(source, "wants_values", False) else None
         #: Does the memory model report loaded values (note_value)?
@@ -407,10 +407,10 @@ class Scheduler:
         self._nblocked += 1
         self._opts = self._topts = None
         if self._want_ops:
+            # Not in the history chain (_values): whether a wait blocked depends on
+            # the interleaving, and counting it split equal states (tripled draft
+            # III's at bound 1); the frames show where the task waits.
             cur.next_op = ("block", reason, None)
-            vals = self._values
-            if vals is not None:
-                vals[cur.id] = hash((vals.get(cur.id), "block", reason))
         self._record(cur.id, "block", reason, None, self._site())
         cid = cur.id
         while True:

@@ -34,11 +34,12 @@ Theory of operation:
 * What a frame does not show: what a suspended expression holds on the
   interpreter's stack (a `for` loop's iterator, the left operand of
   `a() + b()`).  So each task's history is part of its state too, as a
-  hash chain of its operations and the values its loads returned
-  (`Scheduler.observed`): a loop that took one more scheduling point, or a
-  temporary that came from a load, shows there.  A temporary or loop
-  position that came from plain Python state and left no trace in the
-  task's operations or locals would not: the outcome checks in
+  hash chain of its operations at scheduling points and the values its
+  loads returned (`Scheduler.observed`): a loop that took one more
+  scheduling point, or a temporary that came from a load, shows there.
+  Not seen: a temporary or loop position that came from plain Python state,
+  or a loop whose turns only wait (waits are not in the chain), that left
+  no trace in the task's operations or locals.  The outcome checks in
   tests/test_sched_statecache.py (litmus programs, random programs and whole
   scenarios against the plain search) guard that assumption.
 """

@@ -101,7 +101,7 @@ def _explore(opts) -> EngineResult:
         res.extra["scenario"] = params["scenario"]
         state = "exhausted" if rep.exhausted and k == bound else (
             f"not exhausted (time budget, during the pass with bound {k})")
-        res.message = f"bound {bound}: {_summary(rep, how)}: {state}"
+        res.message = f"bound {bound}: {_summary(rep, how, jobs)}: {state}"
     return res
 
 
@@ -109,11 +109,13 @@ def _name(how: dict) -> str:
     return "states" if how["state_cache"] else "dpor" if how["por"] else "none"
 
 
-def _summary(rep, how: dict) -> str:
+def _summary(rep, how: dict, jobs: int) -> str:
     """What the last pass ran, in the words of its reduction."""
     if how["state_cache"]:
+        # Each worker keeps its own cache: a state passed by two counts twice.
+        states = "distinct states" if jobs == 1 else f"states over {jobs} workers' caches"
         return (f"{rep.executions:,} runs ({rep.complete:,} to the end, {rep.cached:,} cut at "
-                f"a state already explored), {rep.states:,} distinct states")
+                f"a state already explored), {rep.states:,} {states}")
     if how["por"]:
         return f"{rep.complete:,} interleavings, {rep.races:,} races found by DPOR"
     return f"{rep.complete:,} interleavings"

@@ -26,7 +26,7 @@ Rules and theory of operation:
 from __future__ import annotations
 
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 
 from fuzz.common import MEM_END, BadChain, CountingMemory
 from fuzz.desc_chain import access_budget, judge_pop, rewalk

@@ -84,6 +84,16 @@ def outcomes(model, prog, bound, por, **explore_kw):
     return seen, rep
 
 
+def same_as_plain(model, prog, bounds=(0, 1, 2), por=False, **explore_kw):
+    """The reduced search (por, explore_kw) reaches exactly the plain bounded
+    search's outcomes, at each bound, in no more complete runs."""
+    for bound in bounds:
+        plain, prep = outcomes(model, prog, bound, False)
+        got, rep = outcomes(model, prog, bound, por, **explore_kw)
+        assert got == plain, (model, bound, por, explore_kw, prog)
+        assert rep.complete <= prep.complete
+
+
 def loads(seen):
     """Each outcome's loaded values per task (without what "get" held)."""
     return sorted(tuple((t, vals) for t, (vals, _) in o[0]) for o in seen)

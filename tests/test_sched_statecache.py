@@ -11,15 +11,7 @@ from harness.sched import explore
 from harness.sched.statehash import state_digest
 
 from programs import (LOCKED, MP, MP_FENCED, SB, SB_MB, WAITS, X, Y, Z, outcomes,
-                      random_programs, world_outcomes)
-
-
-def _same_as_plain(model, prog, bounds=(0, 1, 2)):
-    for bound in bounds:
-        plain, prep = outcomes(model, prog, bound, False)
-        got, rep = outcomes(model, prog, bound, False, state_cache=True)
-        assert got == plain, (model, bound, prog)
-        assert rep.complete <= prep.complete
+                      random_programs, same_as_plain, world_outcomes)
 
 
 @pytest.mark.parametrize("model", ["sc", "tso", "relaxed"])
@@ -27,7 +19,7 @@ def _same_as_plain(model, prog, bounds=(0, 1, 2)):
                                        ("mp+wmb+rmb", MP_FENCED), ("locked", LOCKED),
                                        ("waits", WAITS)])
 def test_the_cached_search_reaches_every_outcome_of_the_plain_search(model, name, prog):
-    _same_as_plain(model, prog)
+    same_as_plain(model, prog, state_cache=True)
 
 
 @pytest.mark.parametrize("model", ["sc", "tso", "relaxed"])
@@ -36,7 +28,8 @@ def test_the_cached_search_matches_the_plain_search_on_random_tiny_programs(mode
     progs = random_programs(20261206, 40, tasks=(2, 3) if model != "relaxed" else (2,),
                             kinds="rrwwmqsg")
     for prog in progs:
-        _same_as_plain(model, prog, bounds=(0, 1, 2) if len(prog) < 3 else (0, 1))
+        same_as_plain(model, prog, bounds=(0, 1, 2) if len(prog) < 3 else (0, 1),
+                      state_cache=True)
 
 
 def test_a_load_held_on_the_stack_across_a_point_is_part_of_the_state():

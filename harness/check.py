@@ -2,7 +2,7 @@
 
 Each engine module exposes `run(opts) -> EngineResult`; `opts` carries the
 parsed options (engine, scenario, target, bug, driver, device, memory_model,
-time, seed, out, size, features, depth, preemption_bound, jobs, reduction).
+time, seed, out, size, features, param, depth, preemption_bound, jobs, reduction).
 """
 from __future__ import annotations
 
@@ -22,6 +22,9 @@ def run_check(opts) -> EngineResult:
     if (getattr(opts, "jobs", None) or 1) > 1 and opts.engine != "explore":
         raise UsageError(f"--jobs: only --engine explore runs on several processes "
                          f"(got --engine {opts.engine})")
+    if getattr(opts, "param", None) and opts.engine not in ("random", "pct", "explore"):
+        raise UsageError(f"--param: only the scheduled engines (random, pct, explore) run "
+                         f"a scenario (got --engine {opts.engine})")
     if getattr(opts, "reduction", None) and opts.engine != "explore":
         raise UsageError(f"--reduction: only --engine explore reduces its search "
                          f"(got --engine {opts.engine})")

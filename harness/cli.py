@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--out", default=None, help="folder for repro files (default: ./out)")
     k.add_argument("--size", type=_positive(int), default=None, help="queue size")
     k.add_argument("--features", default=None, help="e.g. indirect,event_idx,in_order")
+    k.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="a scenario parameter (random/pct/explore), e.g. buffers=3 slots=4")
     k.add_argument("--depth", type=_positive(int), default=3, help="PCT bug depth")
     k.add_argument("--preemption-bound", type=_positive(int), default=2, help="explore bound")
     k.add_argument("--jobs", type=_positive(int), default=1,

@@ -117,3 +117,18 @@ def test_draft3_clean():
     for seed in range(5):
         r = run_once({"scenario": "draft3"}, RandomSource(seed))
         assert r.finding is None, (seed, r.finding)
+
+
+def test_param_sets_a_scenario_parameter_and_an_unknown_name_is_a_usage_error(capsys):
+    from types import SimpleNamespace
+
+    from harness.cli import main
+    from harness.engines.scheduled import params_for
+    p = params_for(SimpleNamespace(scenario="draft3", param=["buffers=3", "slots=4",
+                                                              "completion=fifo"]))
+    assert (p["buffers"], p["slots"], p["completion"]) == (3, 4, "fifo")
+    assert main(["check", "--engine", "pct", "--scenario", "draft3", "--param", "buffer=3",
+                 "--time", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "buffer=3" in err and "buffers" in err and err.count("\n") == 1
+    assert main(["check", "--engine", "stateful", "--param", "buffers=3", "--time", "1"]) == 2

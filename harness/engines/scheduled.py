@@ -10,11 +10,13 @@
 """
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
 
 from .. import bugs, repro
+from ..errors import UsageError
 from ..progress import for_opts
 from ..result import EngineResult
 from ..world import run_once
@@ -41,11 +43,33 @@ def params_for(opts, *, small: bool = False) -> dict:
         params["features"] = ",".join(bug.features)
     if getattr(opts, "size", None):
         params["size"] = opts.size
+    params.update(scenario_params(params["scenario"], getattr(opts, "param", None) or ()))
     params["driver"] = bugs.driver_spec(bug, getattr(opts, "driver", None) or "reference")
     params["device"] = bugs.device_spec(bug, getattr(opts, "device", None) or "reference")
     if bug is not None:
         params["bug"] = bug.name
     return params
+
+
+def scenario_params(scenario: str, given) -> dict:
+    """`--param NAME=VALUE` options as scenario parameters: NAME one the scenario
+    takes, VALUE a JSON value (3, true) or else a string."""
+    from ..scenarios import get
+    from ..world import BASE_PARAMS
+    known = dict(BASE_PARAMS, **get(scenario).defaults)
+    out = {}
+    for item in given:
+        name, eq, raw = item.partition("=")
+        if not eq or name not in known or name in ("scenario", "driver", "device"):
+            takes = ", ".join(sorted(k for k in known if k not in ("scenario", "driver",
+                                                                       "device")))
+            raise UsageError(f"--param {item!r}: expected NAME=VALUE with NAME one of "
+                             f"{scenario}'s parameters: {takes}")
+        try:
+            out[name] = json.loads(raw)
+        except ValueError:
+            out[name] = raw
+    return out
 
 
 def seed_of(opts) -> int:

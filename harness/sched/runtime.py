@@ -25,7 +25,8 @@ Theory of operation:
   KeyboardInterrupt and SystemExit propagate.  At the end, finishers
   (at_finish: the memory model's final drain) run, then tasks still alive
   (daemons, or everything after a failure) are killed with GreenletExit in
-  id order; during that teardown points are no-ops and current is None.
+  id order (resumed with _KILL, every switch of a task checks it); during
+  that teardown points are no-ops and current is None.
 * No global state: a Scheduler is one run; build a new one per run.
 * A task runs on a worker greenlet (_serve).  Given a Workers pool (a fuzz
   target keeps one), a worker whose task ended or was killed parks in the
@@ -47,6 +48,9 @@ from .source import ACTION_BASE, Schedule
 
 _DONE, _FAILED, _HALT = "done", "failed", "halt"
 _ENDED = "ended"        # a task's greenlet to its parent: its result is in _ended
+# Switched into a parked task at teardown: it raises GreenletExit where it
+# parked (greenlet.throw() unwinds through C++ exceptions, ~40k instructions).
+_KILL = "kill"
 ABANDON = -1        # a source's answer meaning "this run is redundant, stop it"
 
 
@@ -376,7 +380,8 @@ class Scheduler:
                 vals[cur.id] = hash((vals.get(cur.id), kind, a, b))
         if cur.fresh:
             cur.fresh = False
-            cur._g.parent.switch()          # parked; resumed when chosen
+            if cur._g.parent.switch() is _KILL:     # parked; resumed when chosen
+                raise GreenletExit
         else:
             c = self._choice_at(cur.id)
             if c != cur.id:                 # most points go on at once
@@ -430,7 +435,8 @@ class Scheduler:
                 self._halt(Abandoned())
             nxt = self.tasks[c]
             self.current = nxt
-            nxt._g.switch()
+            if nxt._g.switch() is _KILL:
+                raise GreenletExit
             break                       # chosen again: ready() was true
         cur.blocked_on = None
         cur._ready = None
@@ -496,6 +502,8 @@ class Scheduler:
         g.parent = getcurrent()
         self.current = t
         r = g.switch([self._body, t, workers is not None])
+        if r is _KILL:                  # the new task halted the run: we are torn down
+            raise GreenletExit
         self.current = prev
         if r is _ENDED:
             self._finished()
@@ -618,7 +626,8 @@ class Scheduler:
                 self._halt(Abandoned())
             t = self.tasks[c]
             self.current = t
-            t._g.switch()
+            if t._g.switch() is _KILL:
+                raise GreenletExit
             return
 
     def _pick_idle(self):
@@ -704,7 +713,7 @@ class Scheduler:
             if g is not None and g:             # started and not finished
                 g.parent = main
                 try:
-                    g.throw(GreenletExit)
+                    g.switch(_KILL)
                 except Exception:               # task code turned the exit into an error
                     pass
             self._release(t)

@@ -383,8 +383,20 @@ class Scheduler:
             if cur._g.parent.switch() is _KILL:     # parked; resumed when chosen
                 raise GreenletExit
         else:
-            c = self._choice_at(cur.id)
-            if c != cur.id:                 # most points go on at once
+            cid = cur.id
+            opts = self._opts
+            quick = self._quick
+            if quick is not None and opts is not None and len(opts) > 1:
+                # _choice_at's common case, inline (one frame less per point).
+                k = len(self._topts)
+                c = quick(cid, opts[k] if len(opts) > k else None)
+                if c is None:
+                    c = self._ask(self._options() if self._nblocked else opts, cid)
+                else:
+                    self._choices.append(c)
+            else:
+                c = self._choice_at(cid)
+            if c != cid:                    # most points go on at once
                 self._decide(cur, c)
         self.steps = s = self.steps + 1
         if s > self.max_steps:
@@ -563,9 +575,9 @@ class Scheduler:
             if len(opts) > 1 or self._single:
                 return self._ask(opts, cid)
             return cid
-        pending = self._pending
         if len(opts) > 1:
-            c = quick(cid, next(iter(pending)) if pending else None)
+            k = len(self._topts)        # opts: the task ids, then the pending actions
+            c = quick(cid, opts[k] if len(opts) > k else None)
             if c is None:
                 return self._ask(self._options() if self._nblocked else opts, cid)
         else:
@@ -576,7 +588,7 @@ class Scheduler:
                     break
             else:
                 return cid
-            c = quick(cid, next(iter(pending)) if pending else None)
+            c = quick(cid, None)        # the one option is cid: no action pending
             if c is None:
                 woken = [t.id]
                 for u in blocked[i + 1:]:
@@ -652,19 +664,28 @@ class Scheduler:
     def _run_action(self, aid: int) -> None:
         act = self._pending.pop(aid)
         self._opts = None
-        self._record(act.owner, act.kind, act.a, act.b, None)
+        self.steps = s = self.steps + 1         # _record, inline
+        if s > self.max_steps:
+            self._over_limit()
+        if self.trace:
+            self.events.append((s, act.owner, act.kind, act.a, act.b, None))
         act.run()
 
     def _record(self, tid, kind, a, b, site) -> None:
         self.steps = s = self.steps + 1
         if s > self.max_steps:
-            if getcurrent() is self._main:
-                if self._error is None:
-                    self._error = StepLimit(self.max_steps)
-            else:
-                self._halt(StepLimit(self.max_steps))
+            self._over_limit()
         if self.trace:
             self.events.append((s, tid, kind, a, b, site))
+
+    def _over_limit(self) -> None:
+        """A step past max_steps: a task halts the run; the main greenlet
+        records the error and the run stops after this step."""
+        if getcurrent() is self._main:
+            if self._error is None:
+                self._error = StepLimit(self.max_steps)
+        else:
+            self._halt(StepLimit(self.max_steps))
 
     def _site(self):
         """(code, lineno) of the first frame outside the plumbing, or None."""

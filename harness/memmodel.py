@@ -323,7 +323,13 @@ class TSOMemory(ModelMemory):
         self._point("r16", addr)
         cur = self.sched.current
         view = self._views.get(cur.id) if cur is not None else None
-        v = _U16.unpack_from(self._seen(addr, 2, view))[0]
+        if view is None or not (view.buf or view.stale):
+            off = addr - self.base      # _seen's common case, inline: memory itself
+            if off < 0 or off + 2 > self.size:
+                raise BadAddress(addr, 2)
+            v = _U16.unpack_from(self.buf, off)[0]
+        else:
+            v = _U16.unpack_from(self._seen(addr, 2, view))[0]
         if self._tv:
             self.sched.note_value(v)
         return v
@@ -332,7 +338,13 @@ class TSOMemory(ModelMemory):
         self._point("r32", addr)
         cur = self.sched.current
         view = self._views.get(cur.id) if cur is not None else None
-        v = _U32.unpack_from(self._seen(addr, 4, view))[0]
+        if view is None or not (view.buf or view.stale):
+            off = addr - self.base      # _seen's common case, inline: memory itself
+            if off < 0 or off + 4 > self.size:
+                raise BadAddress(addr, 4)
+            v = _U32.unpack_from(self.buf, off)[0]
+        else:
+            v = _U32.unpack_from(self._seen(addr, 4, view))[0]
         if self._tv:
             self.sched.note_value(v)
         return v
@@ -341,7 +353,13 @@ class TSOMemory(ModelMemory):
         self._point("r64", addr)
         cur = self.sched.current
         view = self._views.get(cur.id) if cur is not None else None
-        v = _U64.unpack_from(self._seen(addr, 8, view))[0]
+        if view is None or not (view.buf or view.stale):
+            off = addr - self.base      # _seen's common case, inline: memory itself
+            if off < 0 or off + 8 > self.size:
+                raise BadAddress(addr, 8)
+            v = _U64.unpack_from(self.buf, off)[0]
+        else:
+            v = _U64.unpack_from(self._seen(addr, 8, view))[0]
         if self._tv:
             self.sched.note_value(v)
         return v
@@ -545,9 +563,10 @@ class RelaxedMemory(TSOMemory):
             stale = other.stale
             free = True             # no older stale entry overlaps it: a choice now
             for o in stale:
-                if o.a == a and o.n == n:
+                oa = o.a
+                if oa == a and o.n == n:
                     break           # one stale entry per (task, address, width)
-                if free and o.a < end and a < o.a + o.n:
+                if free and oa < end and a < oa + o.n:
                     free = False
             else:
                 s = _Stale(other, a, n, old)

@@ -281,12 +281,14 @@ class SpecMonitor:
         # The ring areas as (lo, hi, name), and the two idx fields: computed
         # once, since every store of the run is checked against them.
         n = layout.size
-        self._areas = ((layout.desc, layout.desc + desc_table_size(n), "desc"),
-                       (layout.avail, layout.avail + avail_size(n), "avail"),
-                       (layout.used, layout.used + used_size(n), "used"))
+        desc_end = layout.desc + desc_table_size(n)
+        avail_end = layout.avail + avail_size(n)
+        used_end = layout.used + used_size(n)
+        self._areas = ((layout.desc, desc_end, "desc"), (layout.avail, avail_end, "avail"),
+                       (layout.used, used_end, "used"))
         # Their hull: a store with neither end in it (a payload) is in no area.
-        self._lo = min(a[0] for a in self._areas)
-        self._hi = max(a[1] for a in self._areas)
+        self._lo = min(layout.desc, layout.avail, layout.used)
+        self._hi = max(desc_end, avail_end, used_end)
         self._avail_idx_at = layout.avail_idx
         self._used_idx_at = layout.used_idx
 

@@ -390,10 +390,12 @@ class Scheduler:
                 # _choice_at's common case, inline (one frame less per point).
                 k = len(self._topts)
                 c = quick(cid, opts[k] if len(opts) > k else None)
-                if c is None:
-                    c = self._ask(self._options() if self._nblocked else opts, cid)
-                else:
-                    self._choices.append(c)
+                if c is None:           # _ask, inline: in a task, with several options
+                    try:
+                        c = self._choose(self._options() if self._nblocked else opts, cid)
+                    except Exception as e:
+                        self._halt(e)
+                self._choices.append(c)
             else:
                 c = self._choice_at(cid)
             if c != cid:                    # most points go on at once

@@ -66,6 +66,23 @@ def _is_infrastructure(filename: str) -> bool:
     return filename.startswith(_INFRA_PREFIX) and not filename.startswith(_USER_DIRS)
 
 
+#: (id(code), instruction offset) -> (line number, code), a pure function:
+#: f_lineno scans the code's line table from its start (~3.5k instructions)
+#: on every read, and every lock operation reads one.  Keyed by id (a code
+#: object hashes its whole bytecode); the entry keeps the code alive, so the
+#: id cannot be reused.
+_LINES: dict = {}
+
+
+def _line(f) -> int:
+    code = f.f_code
+    key = (id(code), f.f_lasti)
+    hit = _LINES.get(key)
+    if hit is None:
+        hit = _LINES[key] = (f.f_lineno, code)
+    return hit[0]
+
+
 def call_site(skip: int = 0) -> Site:
     """The first frame, from the caller of call_site (after `skip` more frames),
     that is not harness instrumentation: the line of ring or scenario code that
@@ -75,11 +92,11 @@ def call_site(skip: int = 0) -> Site:
     while f is not None:
         code = f.f_code
         if not _is_infrastructure(code.co_filename):
-            return (code.co_filename, f.f_lineno, code.co_name)
+            return (code.co_filename, _line(f), code.co_name)
         last = f
         f = f.f_back
     code = last.f_code
-    return (code.co_filename, last.f_lineno, code.co_name)
+    return (code.co_filename, _line(last), code.co_name)
 
 
 def format_site(site: Site | None) -> str:

@@ -133,8 +133,10 @@ class ModelMemory(GuestMemory):
         if off < 0 or off + 2 > self.size:
             raise BadAddress(addr, 2)
         _U16.pack_into(self.buf, off, value)
-        if self.store_listener is not None:
-            self._heard(addr, value, 2)
+        listener = self.store_listener
+        if listener is not None:
+            cur = self.sched.current
+            listener(cur.id if cur is not None else None, addr, value, 2)
 
     def write32(self, addr, value):
         value &= 0xFFFFFFFF
@@ -143,8 +145,10 @@ class ModelMemory(GuestMemory):
         if off < 0 or off + 4 > self.size:
             raise BadAddress(addr, 4)
         _U32.pack_into(self.buf, off, value)
-        if self.store_listener is not None:
-            self._heard(addr, value, 4)
+        listener = self.store_listener
+        if listener is not None:
+            cur = self.sched.current
+            listener(cur.id if cur is not None else None, addr, value, 4)
 
     def write64(self, addr, value):
         value &= 0xFFFFFFFFFFFFFFFF
@@ -153,12 +157,10 @@ class ModelMemory(GuestMemory):
         if off < 0 or off + 8 > self.size:
             raise BadAddress(addr, 8)
         _U64.pack_into(self.buf, off, value)
-        if self.store_listener is not None:
-            self._heard(addr, value, 8)
-
-    def _heard(self, addr, data, width) -> None:
-        cur = self.sched.current
-        self.store_listener(cur.id if cur is not None else None, addr, data, width)
+        listener = self.store_listener
+        if listener is not None:
+            cur = self.sched.current
+            listener(cur.id if cur is not None else None, addr, value, 8)
 
     def read(self, addr, n):
         self._point("read", addr, n)
@@ -178,8 +180,10 @@ class ModelMemory(GuestMemory):
         if off < 0 or off + n > self.size:
             raise BadAddress(addr, n)
         self.buf[off:off + n] = data
-        if self.store_listener is not None:
-            self._heard(addr, data, None)
+        listener = self.store_listener
+        if listener is not None:
+            cur = self.sched.current
+            listener(cur.id if cur is not None else None, addr, data, None)
 
     def wmb(self):
         self._point("wmb")
@@ -207,24 +211,22 @@ class _Entry(Action):
 
     __slots__ = ("n", "data", "epoch", "view")
 
-    def __init__(self, view, kind, addr, n, data, b, epoch):
-        self.id = -1
-        self.owner = view.tid
-        self.kind = kind
-        self.a = addr
-        self.b = b
-        self.fn = None
-        self.n = n
-        self.data = data
-        self.epoch = epoch
-        self.view = view
-
 
 class _Store(_Entry):
     __slots__ = ()
 
     def __init__(self, view, addr, n, data, value):
-        _Entry.__init__(self, view, "drain", addr, n, data, value, view.epoch)
+        # Every slot set here, not in a shared __init__: one frame per store.
+        self.id = -1
+        self.owner = view.tid
+        self.kind = "drain"
+        self.a = addr
+        self.b = value
+        self.fn = None
+        self.n = n
+        self.data = data
+        self.epoch = view.epoch
+        self.view = view
 
     def run(self) -> None:
         self.id = -1                # the scheduler took it off its choices
@@ -236,12 +238,37 @@ class _Stale(_Entry):
     __slots__ = ()
 
     def __init__(self, view, addr, n, old):
-        _Entry.__init__(self, view, "stale", addr, n, old, n, 0)
+        self.id = -1
+        self.owner = view.tid
+        self.kind = "stale"
+        self.a = addr
+        self.b = n
+        self.fn = None
+        self.n = n
+        self.data = old
+        self.epoch = 0
+        self.view = view
 
     def run(self) -> None:
+        """view stops seeing the old bytes (chosen by the scheduler, which
+        took it off its choices; or drop())."""
         self.id = -1
-        view = self.view
-        view.mem._remove_stale(view, self)
+        stale = self.view.stale
+        i = stale.index(self)
+        del stale[i]
+        # Per address in arrival order: only younger entries overlapping it
+        # were held back by it (every other entry's choice is unchanged).
+        a, end = self.a, self.a + self.n
+        for k in range(i, len(stale)):
+            o = stale[k]
+            if o.id < 0 and o.a < end and a < o.a + o.n and _clear(stale, k, o):
+                self.view.mem.sched.add_pending(o)
+
+    def drop(self) -> None:
+        """Remove it without the scheduler choosing it (cleanup)."""
+        if self.id >= 0:
+            self.view.mem.sched.remove_pending(self)
+        self.run()
 
 
 class _View:
@@ -296,7 +323,13 @@ class TSOMemory(ModelMemory):
         self._point("r16", addr)
         cur = self.sched.current
         view = self._views.get(cur.id) if cur is not None else None
-        v = _U16.unpack_from(self._seen(addr, 2, view))[0]
+        if view is None or not (view.buf or view.stale):
+            off = addr - self.base      # _seen's common case, inline: memory itself
+            if off < 0 or off + 2 > self.size:
+                raise BadAddress(addr, 2)
+            v = _U16.unpack_from(self.buf, off)[0]
+        else:
+            v = _U16.unpack_from(self._seen(addr, 2, view))[0]
         if self._tv:
             self.sched.note_value(v)
         return v
@@ -305,7 +338,13 @@ class TSOMemory(ModelMemory):
         self._point("r32", addr)
         cur = self.sched.current
         view = self._views.get(cur.id) if cur is not None else None
-        v = _U32.unpack_from(self._seen(addr, 4, view))[0]
+        if view is None or not (view.buf or view.stale):
+            off = addr - self.base      # _seen's common case, inline: memory itself
+            if off < 0 or off + 4 > self.size:
+                raise BadAddress(addr, 4)
+            v = _U32.unpack_from(self.buf, off)[0]
+        else:
+            v = _U32.unpack_from(self._seen(addr, 4, view))[0]
         if self._tv:
             self.sched.note_value(v)
         return v
@@ -314,7 +353,13 @@ class TSOMemory(ModelMemory):
         self._point("r64", addr)
         cur = self.sched.current
         view = self._views.get(cur.id) if cur is not None else None
-        v = _U64.unpack_from(self._seen(addr, 8, view))[0]
+        if view is None or not (view.buf or view.stale):
+            off = addr - self.base      # _seen's common case, inline: memory itself
+            if off < 0 or off + 8 > self.size:
+                raise BadAddress(addr, 8)
+            v = _U64.unpack_from(self.buf, off)[0]
+        else:
+            v = _U64.unpack_from(self._seen(addr, 8, view))[0]
         if self._tv:
             self.sched.note_value(v)
         return v
@@ -345,9 +390,13 @@ class TSOMemory(ModelMemory):
                 view = self._view(cur.id)
             e = _Store(view, addr, n, data, value)
             view.buf.append(e)
-            self._offer_new(view, e)
-        if self.store_listener is not None:
-            self.store_listener(cur.id if cur is not None else None, addr, value, width)
+            if self.relaxed:
+                self._offer_new(view, e)
+            elif view.buf[0] is e:      # TSO: only the oldest store drains
+                self.sched.add_pending(e)
+        listener = self.store_listener
+        if listener is not None:
+            listener(cur.id if cur is not None else None, addr, value, width)
 
     def write16(self, addr, value):
         value &= 0xFFFF
@@ -392,12 +441,6 @@ class TSOMemory(ModelMemory):
         """Make the drainable entries of view's buffer scheduler choices (TSO: the oldest)."""
         if view.buf and view.buf[0].id < 0:
             self.sched.add_pending(view.buf[0])
-
-    def _offer_new(self, view: _View, e: _Store) -> None:
-        """_offer after appending e: every older entry is already offered if it
-        can be (the invariant _offer keeps), so only e can become a choice."""
-        if view.buf[0] is e:
-            self.sched.add_pending(e)
 
     def _drain(self, view: _View, e: _Store) -> None:
         """Entry e of view's buffer reaches memory (its action, or a barrier)."""
@@ -508,7 +551,7 @@ class RelaxedMemory(TSOMemory):
         if view.stale:
             # Our own older stale bytes there are superseded by our own store.
             for s in [s for s in view.stale if s.a < end and a < s.a + s.n]:
-                self._remove_stale(view, s)
+                s.drop()
         views = self._views
         for t in self.sched.tasks:
             tid = t.id
@@ -520,31 +563,16 @@ class RelaxedMemory(TSOMemory):
             stale = other.stale
             free = True             # no older stale entry overlaps it: a choice now
             for o in stale:
-                if o.a == a and o.n == n:
+                oa = o.a
+                if oa == a and o.n == n:
                     break           # one stale entry per (task, address, width)
-                if free and o.a < end and a < o.a + o.n:
+                if free and oa < end and a < oa + o.n:
                     free = False
             else:
                 s = _Stale(other, a, n, old)
                 stale.append(s)
                 if free:
                     self.sched.add_pending(s)
-
-    def _remove_stale(self, view: _View, s: _Stale) -> None:
-        """view stops seeing the old bytes of s (its action, or cleanup)."""
-        stale = view.stale
-        i = stale.index(s)
-        del stale[i]
-        if s.id >= 0:
-            self.sched.remove_pending(s)
-            s.id = -1
-        # Per address in arrival order: only younger entries overlapping s were
-        # held back by it (every other entry's choice is unchanged).
-        a, end = s.a, s.a + s.n
-        for k in range(i, len(stale)):
-            o = stale[k]
-            if o.id < 0 and o.a < end and a < o.a + o.n and _clear(stale, k, o):
-                self.sched.add_pending(o)
 
 
 def _clear(entries: list, i: int, e: _Entry) -> bool:

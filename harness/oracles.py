@@ -281,12 +281,14 @@ class SpecMonitor:
         # The ring areas as (lo, hi, name), and the two idx fields: computed
         # once, since every store of the run is checked against them.
         n = layout.size
-        self._areas = ((layout.desc, layout.desc + desc_table_size(n), "desc"),
-                       (layout.avail, layout.avail + avail_size(n), "avail"),
-                       (layout.used, layout.used + used_size(n), "used"))
+        desc_end = layout.desc + desc_table_size(n)
+        avail_end = layout.avail + avail_size(n)
+        used_end = layout.used + used_size(n)
+        self._areas = ((layout.desc, desc_end, "desc"), (layout.avail, avail_end, "avail"),
+                       (layout.used, used_end, "used"))
         # Their hull: a store with neither end in it (a payload) is in no area.
-        self._lo = min(a[0] for a in self._areas)
-        self._hi = max(a[1] for a in self._areas)
+        self._lo = min(layout.desc, layout.avail, layout.used)
+        self._hi = max(desc_end, avail_end, used_end)
         self._avail_idx_at = layout.avail_idx
         self._used_idx_at = layout.used_idx
 
@@ -326,8 +328,15 @@ class SpecMonitor:
     def store(self, side: str, addr: int, data, width: int | None = None) -> None:
         """One store; data is bytes, or an int of `width` bytes."""
         if width is not None and type(data) is int:
-            data = (data & ((1 << (8 * width)) - 1)).to_bytes(width, "little")
-        n = len(data)
+            # Kept an int (no bytes object per store): the shadow packs it,
+            # the idx rules read it as it is.
+            value = data & ((1 << (8 * width)) - 1)
+            n = width
+            if n not in _LE:
+                data, value = value.to_bytes(n, "little"), None
+        else:
+            value = None
+            n = len(data)
         lo, hi, last = self._lo, self._hi, addr + n - 1
         region = None
         if lo <= addr < hi or lo <= last < hi:
@@ -342,29 +351,34 @@ class SpecMonitor:
                     if a_lo <= last < a_hi:
                         region = name
                         break
-        if side == "device":
-            self._device_store(addr, n, data, region)
-        else:
-            self._driver_store(addr, n, data, region)
+        # Outside the ring areas only what the device owns constrains a store.
+        if region is not None or self._owned:
+            if side == "device":
+                self._device_store(addr, n, data, value, region)
+            else:
+                self._driver_store(addr, n, data, value, region)
         page = self._shadow.get(addr >> _PAGE_SHIFT)
         off = addr & _PAGE_MASK
         if page is not None and off + n <= _PAGE:
-            page[off:off + n] = data        # _put's common case, inline
+            if value is None:               # _put's common case, inline
+                page[off:off + n] = data
+            else:
+                _LE[n].pack_into(page, off, value)
         else:
-            self._put(addr, data)
+            self._put(addr, data if value is None else value.to_bytes(n, "little"))
         if n == 2:
             if side == "driver" and addr == self._avail_idx_at:
-                self._expose(int.from_bytes(data, "little"))
+                self._expose(value if value is not None else int.from_bytes(data, "little"))
             elif side == "device" and addr == self._used_idx_at:
-                self._retire(int.from_bytes(data, "little"))
+                self._retire(value if value is not None else int.from_bytes(data, "little"))
 
-    def _device_store(self, addr: int, n: int, data: bytes, region: str | None) -> None:
+    def _device_store(self, addr: int, n: int, data, value, region: str | None) -> None:
         if region == "desc":
             raise DeviceWroteDescriptor(f"store of {n} bytes at {self.lay.field_name(addr)}")
         if region == "avail":
             raise DeviceWroteAvail(f"store of {n} bytes at {self.lay.field_name(addr)}")
         if region == "used" and addr == self.lay.used_idx and n == 2:
-            new = int.from_bytes(data, "little")
+            new = value if value is not None else int.from_bytes(data, "little")
             step = (new - self.used_idx) & 0xFFFF
             if step >= 0x8000:
                 raise UsedIdxDecremented(f"used idx {self.used_idx} -> {new}")
@@ -382,7 +396,7 @@ class SpecMonitor:
                     raise DeviceWroteReadable(f"store at {addr:#x} into the device-readable "
                                               f"buffer {a:#x}+{ln}")
 
-    def _driver_store(self, addr: int, n: int, data: bytes, region: str | None) -> None:
+    def _driver_store(self, addr: int, n: int, data, value, region: str | None) -> None:
         if region == "used":
             raise DriverWroteUsed(f"store of {n} bytes at {self.lay.field_name(addr)}")
         if region == "desc":
@@ -393,7 +407,7 @@ class SpecMonitor:
                     raise DriverWroteDeviceOwned(f"store at {self.lay.field_name(addr)} "
                                                  f"while the device owns descriptor {i}")
         elif region == "avail" and addr == self.lay.avail_idx and n == 2:
-            new = int.from_bytes(data, "little")
+            new = value if value is not None else int.from_bytes(data, "little")
             step = (new - self.avail_idx) & 0xFFFF
             if step >= 0x8000:
                 raise AvailIdxDecremented(f"avail idx {self.avail_idx} -> {new}")

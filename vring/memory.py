@@ -117,6 +117,8 @@ class GuestMemory:
         if size <= 0 or align <= 0 or align & (align - 1):
             raise InvalidRequest(f"alloc({size}, align={align}): size > 0 and a power-of-two align")
         for i, (start, length) in enumerate(self._free):
+            if length < size:
+                continue                # too small at any alignment (padding fragments)
             addr = (start + align - 1) & ~(align - 1)
             pad = addr - start
             if pad + size > length:

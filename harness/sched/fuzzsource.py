@@ -32,10 +32,11 @@ PREEMPT = 0x80
 
 
 class FuzzSource:
-    __slots__ = ("data", "pos", "decisions", "last")
+    __slots__ = ("data", "pos", "decisions", "last", "_end")
 
     def __init__(self, data: bytes = b""):
         self.data = bytes(data)
+        self._end = len(self.data)    # asked at every decision
         self.pos = 0
         self.decisions = 0
         self.last = -1            # the last task chosen (round robin once exhausted)
@@ -57,7 +58,7 @@ class FuzzSource:
         pending action drains, else the running task goes on), the decision
         counted and its byte consumed; None leaves the byte to choose()."""
         pos = self.pos
-        if pos < len(self.data):
+        if pos < self._end:
             if self.data[pos] < PREEMPT:
                 self.pos = pos + 1
                 self.decisions += 1
@@ -69,7 +70,7 @@ class FuzzSource:
     def choose(self, options, current):
         self.decisions += 1
         pos = self.pos
-        if pos >= len(self.data):
+        if pos >= self._end:
             # Out of bytes: drain (fairness), no preemption, else the lowest option.
             last = options[-1]
             if last >= ACTION_BASE:

@@ -25,7 +25,8 @@ Theory of operation:
   KeyboardInterrupt and SystemExit propagate.  At the end, finishers
   (at_finish: the memory model's final drain) run, then tasks still alive
   (daemons, or everything after a failure) are killed with GreenletExit in
-  id order; during that teardown points are no-ops and current is None.
+  id order (resumed with _KILL, every switch of a task checks it); during
+  that teardown points are no-ops and current is None.
 * No global state: a Scheduler is one run; build a new one per run.
 * A task runs on a worker greenlet (_serve).  Given a Workers pool (a fuzz
   target keeps one), a worker whose task ended or was killed parks in the
@@ -47,6 +48,9 @@ from .source import ACTION_BASE, Schedule
 
 _DONE, _FAILED, _HALT = "done", "failed", "halt"
 _ENDED = "ended"        # a task's greenlet to its parent: its result is in _ended
+# Switched into a parked task at teardown: it raises GreenletExit where it
+# parked (greenlet.throw() unwinds through C++ exceptions, ~40k instructions).
+_KILL = "kill"
 ABANDON = -1        # a source's answer meaning "this run is redundant, stop it"
 
 
@@ -376,10 +380,25 @@ class Scheduler:
                 vals[cur.id] = hash((vals.get(cur.id), kind, a, b))
         if cur.fresh:
             cur.fresh = False
-            cur._g.parent.switch()          # parked; resumed when chosen
+            if cur._g.parent.switch() is _KILL:     # parked; resumed when chosen
+                raise GreenletExit
         else:
-            c = self._choice_at(cur.id)
-            if c != cur.id:                 # most points go on at once
+            cid = cur.id
+            opts = self._opts
+            quick = self._quick
+            if quick is not None and opts is not None and len(opts) > 1:
+                # _choice_at's common case, inline (one frame less per point).
+                k = len(self._topts)
+                c = quick(cid, opts[k] if len(opts) > k else None)
+                if c is None:           # _ask, inline: in a task, with several options
+                    try:
+                        c = self._choose(self._options() if self._nblocked else opts, cid)
+                    except Exception as e:
+                        self._halt(e)
+                self._choices.append(c)
+            else:
+                c = self._choice_at(cid)
+            if c != cid:                    # most points go on at once
                 self._decide(cur, c)
         self.steps = s = self.steps + 1
         if s > self.max_steps:
@@ -430,7 +449,8 @@ class Scheduler:
                 self._halt(Abandoned())
             nxt = self.tasks[c]
             self.current = nxt
-            nxt._g.switch()
+            if nxt._g.switch() is _KILL:
+                raise GreenletExit
             break                       # chosen again: ready() was true
         cur.blocked_on = None
         cur._ready = None
@@ -496,6 +516,8 @@ class Scheduler:
         g.parent = getcurrent()
         self.current = t
         r = g.switch([self._body, t, workers is not None])
+        if r is _KILL:                  # the new task halted the run: we are torn down
+            raise GreenletExit
         self.current = prev
         if r is _ENDED:
             self._finished()
@@ -555,9 +577,9 @@ class Scheduler:
             if len(opts) > 1 or self._single:
                 return self._ask(opts, cid)
             return cid
-        pending = self._pending
         if len(opts) > 1:
-            c = quick(cid, next(iter(pending)) if pending else None)
+            k = len(self._topts)        # opts: the task ids, then the pending actions
+            c = quick(cid, opts[k] if len(opts) > k else None)
             if c is None:
                 return self._ask(self._options() if self._nblocked else opts, cid)
         else:
@@ -568,7 +590,7 @@ class Scheduler:
                     break
             else:
                 return cid
-            c = quick(cid, next(iter(pending)) if pending else None)
+            c = quick(cid, None)        # the one option is cid: no action pending
             if c is None:
                 woken = [t.id]
                 for u in blocked[i + 1:]:
@@ -618,7 +640,8 @@ class Scheduler:
                 self._halt(Abandoned())
             t = self.tasks[c]
             self.current = t
-            t._g.switch()
+            if t._g.switch() is _KILL:
+                raise GreenletExit
             return
 
     def _pick_idle(self):
@@ -643,19 +666,28 @@ class Scheduler:
     def _run_action(self, aid: int) -> None:
         act = self._pending.pop(aid)
         self._opts = None
-        self._record(act.owner, act.kind, act.a, act.b, None)
+        self.steps = s = self.steps + 1         # _record, inline
+        if s > self.max_steps:
+            self._over_limit()
+        if self.trace:
+            self.events.append((s, act.owner, act.kind, act.a, act.b, None))
         act.run()
 
     def _record(self, tid, kind, a, b, site) -> None:
         self.steps = s = self.steps + 1
         if s > self.max_steps:
-            if getcurrent() is self._main:
-                if self._error is None:
-                    self._error = StepLimit(self.max_steps)
-            else:
-                self._halt(StepLimit(self.max_steps))
+            self._over_limit()
         if self.trace:
             self.events.append((s, tid, kind, a, b, site))
+
+    def _over_limit(self) -> None:
+        """A step past max_steps: a task halts the run; the main greenlet
+        records the error and the run stops after this step."""
+        if getcurrent() is self._main:
+            if self._error is None:
+                self._error = StepLimit(self.max_steps)
+        else:
+            self._halt(StepLimit(self.max_steps))
 
     def _site(self):
         """(code, lineno) of the first frame outside the plumbing, or None."""
@@ -704,7 +736,7 @@ class Scheduler:
             if g is not None and g:             # started and not finished
                 g.parent = main
                 try:
-                    g.throw(GreenletExit)
+                    g.switch(_KILL)
                 except Exception:               # task code turned the exit into an error
                     pass
             self._release(t)

@@ -64,10 +64,11 @@ _HERE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 #: Scheduler attributes that are history or plumbing, never state (its tasks,
 #: current task, pending actions and roots are written separately).
 SCHED_SKIP = frozenset((
-    "source", "_choose", "_choose_int", "_keeps", "_choices", "steps", "events", "_skip",
+    "source", "_choose", "_choose_int", "_quick", "_choices", "steps", "events", "_skip",
     "_main", "_next_action", "max_steps", "trace", "_want_ops", "_single", "_opts",
-    "_topts", "_alive", "_blocked", "_nblocked", "_live", "_state", "_error",
-    "_finishers", "current", "tasks", "_pending", "roots", "_values", "notes_values"))
+    "_topts", "_alive", "_blocked", "_nblocked", "_live", "_state", "_error", "_ended",
+    "_finishers", "workers", "current", "tasks", "_pending", "roots", "_values",
+    "notes_values"))
 
 _IDENTITY = (type, types.ModuleType, types.CodeType, types.BuiltinFunctionType,
              greenlet, types.FrameType)
@@ -197,6 +198,10 @@ def state_digest(sched: Scheduler) -> bytes:
     top = sys._getframe(1)
     while top is not None and top.f_code is not _ASK:
         top = top.f_back
+    if top is None and any(t._g is running for t in sched.tasks):
+        # Without that frame the running task's frames would go unseen.
+        raise RuntimeError("state_digest: a task's decision that did not come "
+                           "through Scheduler._ask")
     cur = sched.current
     head: list = [cur.id if cur is not None else None]
     for t in sched.tasks:

@@ -14,6 +14,7 @@ are CPU seconds of this process (the machine is shared), one search each.
 """
 from __future__ import annotations
 
+import sys
 import time
 
 from .engines.explore import Outcome
@@ -40,19 +41,29 @@ def _search(params: dict, bound: int, cap: float, **how) -> dict:
             "found": rep.found, "cpu_seconds": round(time.process_time() - c0, 1)}
 
 
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def bench_explore(bound: int = 1, cap: float = 60.0, models: tuple[str, ...] = MODELS,
-                  bound2_cap: float = 1800.0, configs: tuple[str, ...] = tuple(CONFIGS)) -> dict:
+                  bound2_cap: float = 1800.0, configs: tuple[str, ...] = tuple(CONFIGS),
+                  progress=_stderr) -> dict:
+    """Both tables; `progress` gets one line per finished search (the whole
+    bench takes tens of minutes, the table prints only at the end)."""
     out = {"config": dict(SMALL), "preemption_bound": bound, "cap_seconds": cap,
            "bound2_cap_seconds": bound2_cap, "reductions": {}, "bound2": {}}
     for model in models:
         params = dict(SMALL, memory_model=model)
-        out["reductions"][model] = {label: _search(params, bound, cap, **how)
-                                    for label, how in MODES}
+        row = out["reductions"][model] = {}
+        for label, how in MODES:
+            row[label] = _search(params, bound, cap, **how)
+            progress(f"bench explore: net-rx/{model} bound {bound} {label}: {_cell(row[label])}")
     for name in configs:
         for model in models:
             params = dict(CONFIGS[name], memory_model=model)
-            out["bound2"][f"{name}/{model}"] = _search(params, 2, bound2_cap, por=False,
-                                                       state_cache=True)
+            key = f"{name}/{model}"
+            out["bound2"][key] = _search(params, 2, bound2_cap, por=False, state_cache=True)
+            progress(f"bench explore: {key} bound 2 states: {_cell(out['bound2'][key])}")
     return out
 
 

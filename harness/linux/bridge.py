@@ -164,18 +164,8 @@ def device_regions(cfg):
 
 def store_listener(mem):
     """The on_store(task_id, addr, data, width) that harness.world.watch_stores
-    wrapped around mem's write methods, or None.  (A public attribute set by
-    watch_stores would replace this look into the wrapper's closure.)"""
-    listener = getattr(mem, "store_listener", None)
-    if listener is not None:
-        return listener
-    fn = mem.__dict__.get("write16")
-    code, cells = getattr(fn, "__code__", None), getattr(fn, "__closure__", None)
-    if code is None or not cells:
-        return None
-    free = dict(zip(code.co_freevars, cells))
-    cell = free.get("on_store")
-    return cell.cell_contents if cell is not None else None
+    set on mem, or None."""
+    return getattr(mem, "store_listener", None)
 
 
 def bridge_for(mem, cfg=None, tsan: bool = True, side: str = "driver"):

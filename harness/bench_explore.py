@@ -46,7 +46,7 @@ def _stderr(line: str) -> None:
 
 
 def bench_explore(bound: int = 1, cap: float = 60.0, models: tuple[str, ...] = MODELS,
-                  bound2_cap: float = 1800.0, configs: tuple[str, ...] = tuple(CONFIGS),
+                  bound2_cap: float = 3600.0, configs: tuple[str, ...] = tuple(CONFIGS),
                   progress=_stderr) -> dict:
     """Both tables; `progress` gets one line per finished search (the whole
     bench takes tens of minutes, the table prints only at the end)."""

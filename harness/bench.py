@@ -40,8 +40,8 @@ def _sched(args):
 
 def _explore(args):
     from harness.bench_explore import bench_explore, format_explore
-    # --seconds caps each bound-2 search (default an hour: all but draft III under
-    # relaxed end sooner here; docs/design/explore-state-cache.md).
+    # --seconds caps each bound-2 search (default an hour: each ends sooner
+    # here, draft III under relaxed in about 40 minutes).
     res = bench_explore(bound2_cap=args.seconds or 3600.0)
     return res, format_explore(res)
 

@@ -8,8 +8,9 @@ instrumenting it costs executions.  Off unless fuzzing (running as __main__ or
 VRINGFUZZ_INSTRUMENT=1), so importing a target in pytest stays cheap.
 
 `under_test` narrows the ring to the modules (and packages: a name covers
-its submodules) a target exercises: every other vring module is left out (atheris's `exclude` takes exact module names, so
-they are listed from the package's files, without importing it).  A target
+its submodules) a target exercises: every other vring module is left out
+(atheris's `exclude` takes exact module names, so they are listed from the
+package's files, without importing it).  A target
 names them when the rest only carries plumbing for it (errors, layout
 arithmetic, allocator): each instrumented block and comparison there costs
 every execution and tells libFuzzer nothing the walk's own branches do not.

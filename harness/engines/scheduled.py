@@ -56,13 +56,14 @@ def scenario_params(scenario: str, given) -> dict:
     takes, VALUE a JSON value (3, true) or else a string."""
     from ..scenarios import get
     from ..world import BASE_PARAMS
-    known = dict(BASE_PARAMS, **get(scenario).defaults)
+    # The scenario and the sides have options of their own (--scenario, --driver, --device).
+    known = {k for k in dict(BASE_PARAMS, **get(scenario).defaults)
+             if k not in ("scenario", "driver", "device")}
     out = {}
     for item in given:
         name, eq, raw = item.partition("=")
-        if not eq or name not in known or name in ("scenario", "driver", "device"):
-            takes = ", ".join(sorted(k for k in known if k not in ("scenario", "driver",
-                                                                       "device")))
+        if not eq or name not in known:
+            takes = ", ".join(sorted(known))
             raise UsageError(f"--param {item!r}: expected NAME=VALUE with NAME one of "
                              f"{scenario}'s parameters: {takes}")
         try:

@@ -14,6 +14,12 @@ package's files, without importing it).  A target
 names them when the rest only carries plumbing for it (errors, layout
 arithmetic, allocator): each instrumented block and comparison there costs
 every execution and tells libFuzzer nothing the walk's own branches do not.
+
+`compares=False` keeps branch coverage and drops comparison tracing (atheris's
+`_trace_cmp`, which feeds libFuzzer's table of compared values).  That table
+helps where input bytes become the compared values (a descriptor's flags,
+`next`, `len`); the schedule target's bytes are choices, never values, so
+there it only costs: about a quarter of the instrumentation's instructions.
 """
 from __future__ import annotations
 
@@ -37,7 +43,8 @@ def package_modules(package: str) -> list[str]:
     return walk(package, importlib.util.find_spec(package).submodule_search_locations)
 
 
-def instrumentation(as_main: bool, *plugin_envs: str, under_test: tuple[str, ...] = ()):
+def instrumentation(as_main: bool, *plugin_envs: str, under_test: tuple[str, ...] = (),
+                    compares: bool = True):
     if not as_main and os.environ.get("VRINGFUZZ_INSTRUMENT") != "1":
         return contextlib.nullcontext()
     import atheris
@@ -51,4 +58,13 @@ def instrumentation(as_main: bool, *plugin_envs: str, under_test: tuple[str, ...
             keep.add(module)        # a plug-in inside vring stays instrumented
     exclude = [m for m in package_modules("vring")
                if not any(m == k or m.startswith(k + ".") for k in keep)] if under_test else []
+    if not compares:
+        # instrument_imports always traces comparisons; the HookManager it
+        # returns takes the switch (atheris 3.0).  Elsewhere: comparisons too.
+        try:
+            from atheris.import_hook import HookManager
+            return HookManager({name.split(".")[0] for name in include}, set(exclude),
+                               enable_loader_override=True, trace_dataflow=False)
+        except (ImportError, TypeError):
+            pass
     return atheris.instrument_imports(include=include, exclude=exclude)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fuzz import desc_chain, mutators, used_ring
+from fuzz import desc_chain, mutators, schedule, used_ring
 from fuzz.common import (CFG_IN_ORDER, CFG_INDIRECT, DATA_BASE, KIND_DATA, AccessBudgetExceeded,
                          BadChain, ChainInput, EscapedBadAddress, FuzzFinding,
                          HardeningViolation, UnexpectedException, WrongVerdict,
@@ -559,6 +559,13 @@ def test_desc_chain_instruments_the_device_walk_and_no_plumbing():
     assert _instrumented_modules("desc_chain") == set(desc_chain.UNDER_TEST)
 
 
+def test_schedule_instruments_the_ring_sides_and_every_draft_but_not_their_checks():
+    # The drafts load lazily (harness/scenarios/drafts.py): imported late, they
+    # would run uninstrumented and their branches would guide nothing.
+    assert _instrumented_modules("schedule") == set(schedule.UNDER_TEST)
+    assert "vring.drafts.workload" not in schedule.UNDER_TEST
+
+
 def test_a_plugin_device_inside_vring_stays_instrumented():
     mods = _instrumented_modules("desc_chain", {"VRINGFUZZ_DEVICE": "vring.split.device:make"})
     assert mods == set(desc_chain.UNDER_TEST)
@@ -574,3 +581,35 @@ def test_package_modules_lists_vring_without_importing_it():
             "assert 'vring.split.chain' in m and 'vring.memory' in m, m; "
             "assert 'vring' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+def _traced_calls(target: str, module: str) -> set[str]:
+    """The atheris callbacks the code of `module` calls once `target` is imported to fuzz."""
+    import os
+    import subprocess
+    import sys
+    code = (f"import types, fuzz.{target}, {module} as m\n"
+            "names = set()\n"
+            "def walk(c):\n"
+            "    names.update(n for n in c.co_names if n.startswith('_trace'))\n"
+            "    for k in c.co_consts:\n"
+            "        if isinstance(k, types.CodeType): walk(k)\n"
+            "for o in vars(m).values():\n"
+            "    for f in [o, *vars(o).values()] if isinstance(o, type) else [o]:\n"
+            "        if getattr(f, '__module__', None) == m.__name__ and hasattr(f, '__code__'):\n"
+            "            walk(f.__code__)\n"
+            "print(' '.join(sorted(names)))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT,
+                         env=dict(os.environ, VRINGFUZZ_INSTRUMENT="1"),
+                         capture_output=True, text=True, check=True)
+    return set(out.stdout.split())
+
+
+def test_schedule_target_traces_branches_but_not_comparisons():
+    # Its bytes are choices, never compared values (fuzz/instrument.py).
+    assert _traced_calls("schedule", "vring.split.driver") == {"_trace_branch"}
+
+
+def test_desc_chain_target_traces_comparisons_of_the_walk():
+    # There the input bytes are the descriptor fields the walk compares.
+    assert _traced_calls("desc_chain", "vring.split.device") == {"_trace_branch", "_trace_cmp"}

@@ -543,14 +543,19 @@ def test_the_launcher_is_an_executable_with_this_python(tmp_path):
 
 # --- instrumentation ----------------------------------------------------------------
 
-def _instrumented_modules(target: str, env=None) -> set[str]:
-    """The modules atheris reports instrumenting when `target` is imported to fuzz."""
+def _run_instrumented(code: str, env=None):
+    """Run `code` in a fresh interpreter that instruments as a fuzz target does."""
     import os
     import subprocess
     import sys
-    out = subprocess.run([sys.executable, "-c", f"import fuzz.{target}"], cwd=ROOT,
-                         env=dict(os.environ, VRINGFUZZ_INSTRUMENT="1", **(env or {})),
-                         capture_output=True, text=True, check=True)
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT,
+                          env=dict(os.environ, VRINGFUZZ_INSTRUMENT="1", **(env or {})),
+                          capture_output=True, text=True, check=True)
+
+
+def _instrumented_modules(target: str, env=None) -> set[str]:
+    """The modules atheris reports instrumenting when `target` is imported to fuzz."""
+    out = _run_instrumented(f"import fuzz.{target}", env)
     return {line.split()[-1] for line in out.stderr.splitlines()
             if line.startswith("INFO: Instrumenting ")}
 
@@ -587,9 +592,6 @@ def test_package_modules_lists_vring_without_importing_it():
 
 def _traced_calls(target: str, module: str) -> set[str]:
     """The atheris callbacks the code of `module` calls once `target` is imported to fuzz."""
-    import os
-    import subprocess
-    import sys
     code = (f"import types, fuzz.{target}, {module} as m\n"
             "names = set()\n"
             "def walk(c):\n"
@@ -601,10 +603,7 @@ def _traced_calls(target: str, module: str) -> set[str]:
             "        if getattr(f, '__module__', None) == m.__name__ and hasattr(f, '__code__'):\n"
             "            walk(f.__code__)\n"
             "print(' '.join(sorted(names)))\n")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT,
-                         env=dict(os.environ, VRINGFUZZ_INSTRUMENT="1"),
-                         capture_output=True, text=True, check=True)
-    return set(out.stdout.split())
+    return set(_run_instrumented(code).stdout.split())
 
 
 def test_schedule_target_traces_branches_but_not_comparisons():

@@ -29,6 +29,20 @@ Rules:
 * At the end of a run (Scheduler.at_finish) every buffer drains in program
   order, tasks in id order, and stale entries vanish: no store is lost and
   oracles read final memory.
+* Which choices a run offers is the run parameter "points" (POINTS):
+    - "all" (the default, and every repro file made before it existed): a
+      point before every access and barrier, and each stale entry's drop a
+      choice of its own, offered as soon as the entry exists;
+    - "effective": only choices that can change what some task observes.
+      A fence that does nothing in the model is no point (sc: mb, wmb, rmb;
+      tso: wmb, rmb, and mb with nothing buffered): a preemption before a
+      no-op reaches exactly the states one before the next operation does.
+      Under relaxed a stale entry is decided at the load that would read it
+      (`sched.choose_int(2)` per entry: 0 drops it, as the "all" tail does,
+      1 keeps it), because only that task's loads can tell whether it was
+      dropped; a dropped entry is a "stale" trace event, not a point.  The
+      outcomes reachable are those of "all" (tests/test_memmodel_points.py
+      checks it on random programs, exhaustively).
 * alloc()/free() and the allocator's zeroing are not instrumented.
 * `store_listener(task_id, addr, data, width)`, when set (harness.world's
   spec monitors), hears every store right after it is issued (its point
@@ -46,6 +60,7 @@ from vring.memory import GuestMemory
 from .sched.runtime import Action
 
 MODELS = ("sc", "tso", "relaxed")
+POINTS = ("all", "effective")
 
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
@@ -53,7 +68,8 @@ _U64 = struct.Struct("<Q")
 
 
 class UnknownModel(ValueError):
-    """A memory model name that is not one of MODELS."""
+    """A memory model name that is not one of MODELS (or a "points" value not
+    one of POINTS)."""
 
 
 class ModelMemory(GuestMemory):
@@ -256,6 +272,8 @@ class _Stale(_Entry):
         stale = self.view.stale
         i = stale.index(self)
         del stale[i]
+        if self.view.mem.lazy_stale:
+            return                  # decided at loads, never offered
         # Per address in arrival order: only younger entries overlapping it
         # were held back by it (every other entry's choice is unchanged).
         a, end = self.a, self.a + self.n
@@ -289,6 +307,7 @@ class TSOMemory(ModelMemory):
 
     model = "tso"
     relaxed = False
+    lazy_stale = False              # points="effective" under relaxed
 
     def attach(self, sched) -> None:
         super().attach(sched)
@@ -296,22 +315,26 @@ class TSOMemory(ModelMemory):
 
     # -- loads (a point, then what the loading task sees; inline: the hot path) --
 
-    def _seen(self, addr, n, view):
+    def _seen(self, addr, n, view, stale=True):
         off = addr - self.base
         if off < 0 or off + n > self.size:
             raise BadAddress(addr, n)
-        if view is None or not (view.buf or view.stale):
+        if view is None or not (view.buf or (stale and view.stale)):
             return self.buf[off:off + n]
         data = bytearray(self.buf[off:off + n])
         end = addr + n
         # Oldest stale entry per byte wins: overlay newest first, oldest last.
-        for e in reversed(view.stale):
+        for e in reversed(view.stale if stale else ()):
             if e.a < end and addr < e.a + e.n:
                 _overlay(data, addr, e)
         for e in view.buf:              # own stores, newest on top
             if e.a < end and addr < e.a + e.n:
                 _overlay(data, addr, e)
         return data
+
+    #: What a load of the running task reads, its view not empty (the lazy
+    #: relaxed model decides its stale entries first).
+    _load = _seen
 
     def visible(self, addr: int, n: int, task=None) -> bytes:
         if task is None:
@@ -329,7 +352,7 @@ class TSOMemory(ModelMemory):
                 raise BadAddress(addr, 2)
             v = _U16.unpack_from(self.buf, off)[0]
         else:
-            v = _U16.unpack_from(self._seen(addr, 2, view))[0]
+            v = _U16.unpack_from(self._load(addr, 2, view))[0]
         if self._tv:
             self.sched.note_value(v)
         return v
@@ -344,7 +367,7 @@ class TSOMemory(ModelMemory):
                 raise BadAddress(addr, 4)
             v = _U32.unpack_from(self.buf, off)[0]
         else:
-            v = _U32.unpack_from(self._seen(addr, 4, view))[0]
+            v = _U32.unpack_from(self._load(addr, 4, view))[0]
         if self._tv:
             self.sched.note_value(v)
         return v
@@ -359,7 +382,7 @@ class TSOMemory(ModelMemory):
                 raise BadAddress(addr, 8)
             v = _U64.unpack_from(self.buf, off)[0]
         else:
-            v = _U64.unpack_from(self._seen(addr, 8, view))[0]
+            v = _U64.unpack_from(self._load(addr, 8, view))[0]
         if self._tv:
             self.sched.note_value(v)
         return v
@@ -369,7 +392,7 @@ class TSOMemory(ModelMemory):
             raise BadAddress(addr, n)
         self._point("read", addr, n)
         cur = self.sched.current
-        v = bytes(self._seen(addr, n, self._views.get(cur.id) if cur is not None else None))
+        v = bytes(self._load(addr, n, self._views.get(cur.id) if cur is not None else None))
         if self._tv:
             self.sched.note_value(v)
         return v
@@ -571,8 +594,84 @@ class RelaxedMemory(TSOMemory):
             else:
                 s = _Stale(other, a, n, old)
                 stale.append(s)
-                if free:
+                if free and not self.lazy_stale:
                     self.sched.add_pending(s)
+
+
+class EffectiveSCMemory(ModelMemory):
+    """sc with points="effective": no fence does anything, so none is a point."""
+
+    def wmb(self):
+        pass
+
+    def rmb(self):
+        pass
+
+    def mb(self):
+        pass
+
+
+class EffectiveTSOMemory(TSOMemory):
+    """tso with points="effective": only an mb with stores to drain is a point."""
+
+    def wmb(self):
+        pass
+
+    def rmb(self):
+        pass
+
+    def mb(self):
+        cur = self.sched.current
+        if cur is not None:
+            view = self._views.get(cur.id)
+            # Only this task's stores fill its buffer: empty now, empty at the point.
+            if view is not None and view.buf:
+                self._point("mb")
+                self._drain_all(view, record=True)
+
+
+class EffectiveRelaxedMemory(RelaxedMemory):
+    """relaxed with points="effective": a stale entry is decided by the load
+    that would read it, not offered as a choice of its own."""
+
+    lazy_stale = True
+
+    def _load(self, addr, n, view):
+        if view is not None and view.stale:
+            self._settle(view, addr, n)
+        return self._seen(addr, n, view)
+
+    def _settle(self, view: _View, addr: int, n: int) -> None:
+        """Decide, oldest first, each stale entry the load at [addr, addr+n)
+        reads, and the older ones they wait behind (per address in arrival
+        order): keep it (1) or drop it (0).  An entry with an older one over
+        its bytes left cannot go first.  So every set of drops the eager
+        model could have made by now is one sequence of choices here."""
+        stale = view.stale
+        # Newest to oldest: an entry matters if the load reads it or a younger
+        # entry that matters overlaps it.
+        want = []
+        lo, hi = addr, addr + n
+        for e in reversed(stale):
+            ea, eend = e.a, e.a + e.n
+            if (ea < hi and lo < eend) or any(
+                    ea < w.a + w.n and w.a < eend for w in want):
+                want.append(e)
+        sched = self.sched
+        for e in reversed(want):
+            i = stale.index(e)
+            if _clear(stale, i, e) and sched.choose_int(2) == 0:
+                del stale[i]
+                sched.record("stale", e.a, e.n)
+
+    def visible(self, addr: int, n: int, task=None) -> bytes:
+        # A wait predicate cannot make the load's choice: it sees past the
+        # stale entries (any of them may be dropped by then), or a task
+        # waiting on one would wait forever.
+        if task is None:
+            task = self.sched.current
+        view = self._views.get(task.id) if task is not None else None
+        return bytes(self._seen(addr, n, view, stale=False))
 
 
 def _clear(entries: list, i: int, e: _Entry) -> bool:
@@ -591,13 +690,18 @@ def _overlay(data: bytearray, addr: int, e: _Entry) -> None:
     data[lo - addr:hi - addr] = e.data[lo - e.a:hi - e.a]
 
 
-_CLASSES = {"sc": ModelMemory, "tso": TSOMemory, "relaxed": RelaxedMemory}
+_CLASSES = {("sc", "all"): ModelMemory, ("tso", "all"): TSOMemory,
+            ("relaxed", "all"): RelaxedMemory, ("sc", "effective"): EffectiveSCMemory,
+            ("tso", "effective"): EffectiveTSOMemory,
+            ("relaxed", "effective"): EffectiveRelaxedMemory}
 
 
 def make_memory(model: str, sched, size: int = 1 << 20, base: int = 0x1000,
-                buffer=None) -> ModelMemory:
-    """The guest memory of one scheduled run under the named model."""
-    cls = _CLASSES.get(model)
-    if cls is None:
+                buffer=None, points: str = "all") -> ModelMemory:
+    """The guest memory of one scheduled run under the named model, offering
+    the choices `points` names (see the module rules)."""
+    if model not in MODELS:
         raise UnknownModel(f"memory model {model!r}: expected one of {', '.join(MODELS)}")
-    return cls(sched, size, base, buffer)
+    if points not in POINTS:
+        raise UnknownModel(f"points {points!r}: expected one of {', '.join(POINTS)}")
+    return _CLASSES[model, points](sched, size, base, buffer)

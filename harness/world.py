@@ -16,6 +16,10 @@ Rules:
   before release; waking from World.wait and entering the interrupt handler
   run mb() (eventfd / MSI / napi_schedule imply full barriers).  Without
   them the relaxed model reports lost interrupts no real machine allows.
+* params["points"] (memmodel.POINTS) says which choices the memory model
+  offers; a run without it offers all of them, as every run did before it
+  existed, so older repro files replay as recorded.  The schedule fuzz target
+  sets "effective".
 * Every store goes to every queue's SpecMonitor with the storing task's side
   ("driver" or "device", fixed when the task is spawned).
 * How a run ends decides the verdict:
@@ -322,7 +326,8 @@ def run_once(params: dict, source, *, trace: bool = True, workers=None) -> RunRe
     # than the run itself): room for the rings and the scenario's buffers.
     # Over memory C can address when a side needs it (harness/nativemem.py).
     mem = memory_for(p["driver"], p["device"], size=_memory_size(p),
-                     factory=lambda **kw: make_memory(p["memory_model"], sched, **kw))
+                     factory=lambda **kw: make_memory(p["memory_model"], sched,
+                                                      points=p.get("points", "all"), **kw))
     platform = HarnessPlatform(sched, Lockdep())
     world = World(p, sched, mem, platform)
     sched.roots = (world,)

@@ -1,7 +1,7 @@
 """Tiny concurrent programs for the explore tests, and what tells their runs apart.
 
 A program is a list of tasks, each a list of ops run on one scheduled memory:
-("r", A) load A; ("w", A, v) store v; ("mb",) / ("wmb",) / ("rmb",) barriers;
+("r", A) load A; ("w", A, v) store v (32 bits; "r16"/"w16": 16); ("mb",) / ("wmb",) / ("rmb",) barriers;
 ("lock", n) / ("unlock", n) a platform lock; ("wait", A, v) block until A
 holds v; ("rr", A, B) load A and B in one expression, so A's value is held on
 the interpreter's stack across B's scheduling point; ("set", k, v) store v
@@ -29,18 +29,23 @@ MP_FENCED = [[("w", X, 1), ("wmb",), ("w", Y, 1)], [("r", Y), ("rmb",), ("r", X)
 LOCKED = [[("lock", "a"), ("r", X), ("w", X, 1), ("unlock", "a")],
           [("lock", "a"), ("r", X), ("w", X, 2), ("unlock", "a")],
           [("r", X), ("w", Y, 3)]]
+# The reader's stale entry of X's word waits behind the older one of X's low
+# half (memmodel: per address in arrival order): a load of the high half alone
+# must be able to see both dropped.
+HALVES = [[("w16", X, 1), ("w", X, 0x20003)], [("r16", X + 2), ("r", X)]]
 WAITS = [[("w", X, 1), ("w", Y, 1)], [("wait", Y, 1), ("r", X), ("w", Z, 1)],
          [("r", Z), ("w", X, 2)]]
 
 
-def outcomes(model, prog, bound, por, **explore_kw):
+def outcomes(model, prog, bound, por, points="all", **explore_kw):
     """The set of outcomes of program `prog` (tasks of ops) within `bound`,
-    and the ExploreReport (the search must be exhausted)."""
+    and the ExploreReport (the search must be exhausted).  `points`: the
+    memory model's choices (memmodel.POINTS)."""
     seen = set()
 
     def make_run(src):
         s = Scheduler(src, trace=False)
-        m = make_memory(model, s, size=4096)
+        m = make_memory(model, s, size=4096, points=points)
         plat = HarnessPlatform(s)
         got = {}
         shared = {}
@@ -56,6 +61,10 @@ def outcomes(model, prog, bound, por, **explore_kw):
                     out.append(m.read32(op[1]) * 16 + m.read32(op[2]))
                 elif k == "w":
                     m.write32(op[1], op[2])
+                elif k == "r16":
+                    out.append(m.read16(op[1]))
+                elif k == "w16":
+                    m.write16(op[1], op[2])
                 elif k in ("mb", "wmb", "rmb"):
                     getattr(m, k)()
                 elif k == "lock":

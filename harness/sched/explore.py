@@ -84,6 +84,22 @@ class ExploreDivergence(Exception):
     """Re-running a prefix offered different options: the program is not deterministic."""
 
 
+def _holds_back(act) -> bool:
+    """Does a younger stale entry of act's task overlap act's bytes?  Stale
+    entries of one address drop in arrival order (memmodel.py), so that entry
+    can go only after act: deferring act to a read of act's own bytes would
+    keep the younger one visible at a read of the rest of its bytes (a 32-bit
+    entry behind a 16-bit one, read at its upper half).  Conservative: any
+    such entry counts, whatever T reads next."""
+    view = getattr(act, "view", None)
+    if view is None:
+        return False
+    stale = view.stale
+    a, end = act.a, act.a + act.b
+    younger = stale[stale.index(act) + 1:] if act in stale else ()
+    return any(o.a < end and a < o.a + o.n for o in younger)
+
+
 def _width(w, b) -> int:
     if w is not None:
         return w
@@ -368,6 +384,8 @@ class ExploreSource:
                 w = _width(_MEM[op[0]][0], op[2])
                 if op[1] < act.a + act.b and act.a < op[1] + w:
                     continue            # T reads X next: the drop matters here
+                if _holds_back(act):
+                    continue            # a younger entry T may read waits for it
             out.append(o)
         return frozenset(out)
 

@@ -35,6 +35,12 @@ and raises the memory model to at least the one it needs; the bytes still
 choose everything else.  VRINGFUZZ_MODEL (`--memory-model`) pins the memory
 model instead: the model byte's low bits are then ignored, bug or no bug, as
 `--memory-model` overrides a bug's model on the scheduled engines.
+
+The memory model offers only the choices that can change what a task sees
+(params "points": "effective", POINTS below): no point before a fence that
+does nothing in the model, and a relaxed stale value kept or dropped by the
+load that reads it (a data byte there) instead of a choice of its own.
+VRINGFUZZ_POINTS=all gives every choice, as before (the bench compares them).
 """
 from __future__ import annotations
 
@@ -65,6 +71,7 @@ with instrumentation(__name__ == "__main__", "VRINGFUZZ_DRIVER", "VRINGFUZZ_DEVI
     import harness.scenarios.net  # noqa: F401
     import harness.bugs.faults  # noqa: F401
     from harness import bugs as _bugs
+    from harness import memmodel
     from harness.sched.fuzzsource import FuzzSource
     from harness.sched.runtime import Workers
     from harness.world import run_once
@@ -72,6 +79,13 @@ with instrumentation(__name__ == "__main__", "VRINGFUZZ_DRIVER", "VRINGFUZZ_DEVI
 
 ENV_BUG = "VRINGFUZZ_BUG"
 ENV_MODEL = "VRINGFUZZ_MODEL"
+ENV_POINTS = "VRINGFUZZ_POINTS"
+#: The memory model's choices (harness/memmodel.py, "points"): only those that
+#: can change what a task observes.  A byte spent on a no-op fence or on a
+#: stale drop no load reads is a byte libFuzzer mutates for nothing, and a
+#: step the exec pays for (about a third of a relaxed run's steps were
+#: stale drops).  Repros carry it in their params.
+POINTS = "effective"
 SCENARIOS = ("net", "net-tx", "net-rx", "blk", "draft3")
 MODELS = ("sc", "tso", "relaxed")
 HEADER = 4
@@ -99,10 +113,16 @@ def check_model(model: str | None) -> str | None:
     return model
 
 
+def check_points(points: str) -> str:
+    if points not in memmodel.POINTS:
+        raise ValueError(f"points {points!r}: expected one of {', '.join(memmodel.POINTS)}")
+    return points
+
+
 def decode_params(data: bytes, *, driver="reference", device="reference",
-                  bug=None, model=None) -> dict:
+                  bug=None, model=None, points=POINTS) -> dict:
     """The scenario parameters the first HEADER bytes choose (see the docstring);
-    `model` pins the memory model."""
+    `model` pins the memory model; `points`: the memory model's choices."""
     head = bytes(data[:HEADER]).ljust(HEADER, b"\0")
     b0, b1, b2, b3 = head
     scenario = SCENARIOS[b0 % len(SCENARIOS)]
@@ -126,7 +146,7 @@ def decode_params(data: bytes, *, driver="reference", device="reference",
               "size": size, "budget": 1 + _bit(b2, 2), "submitters": 1 + _bit(b2, 3),
               "rx_packets": 1 + (b3 & 3) % 3, "tx_buffers": 1 + _bit(b3, 2),
               "requests": 1 + _bit(b3, 3), "buffers": 2 + ((b3 >> 4) & 3) % 3,
-              "slots": size, "max_steps": MAX_STEPS,
+              "slots": size, "max_steps": MAX_STEPS, "points": check_points(points),
               "driver": _bugs.driver_spec(bug, driver),
               "device": _bugs.device_spec(bug, device)}
     if bug is not None:
@@ -138,13 +158,15 @@ class ScheduleTarget:
     """One fuzz target instance (run_once builds every run fresh: no reuse to
     reset; only its parked task greenlets serve the next run, holding nothing)."""
 
-    def __init__(self, driver=None, device=None, bug=None, model=None):
+    def __init__(self, driver=None, device=None, bug=None, model=None, points=None):
         self.driver = plugin_spec("driver", driver)
         self.device = plugin_spec("device", device)
         name = bug if bug is not None else os.environ.get(ENV_BUG) or None
         self.bug = _bugs.get(name) if name else None
         model = model if model is not None else os.environ.get(ENV_MODEL)
         self.model = check_model(model or None)
+        # A repro made before "points" existed replays with "all" (fuzz_impl).
+        self.points = check_points(points or os.environ.get(ENV_POINTS) or POINTS)
         self.last_steps = 0           # scheduling points of the last run
         self.last_decisions = 0       # of which the bytes decided
         self.workers = Workers()      # task greenlets, reused run after run
@@ -155,14 +177,15 @@ class ScheduleTarget:
 
     def _params(self, data: bytes) -> dict:
         """decode_params, memoised; the dict returned is shared: do not change it."""
-        key = (bytes(data[:HEADER]), self.driver, self.device, self.bug, self.model)
+        key = (bytes(data[:HEADER]), self.driver, self.device, self.bug, self.model,
+               self.points)
         p = self._decoded.get(key)
         if p is None:
             if len(self._decoded) >= 4096:
                 self._decoded.clear()
             p = self._decoded[key] = decode_params(data, driver=self.driver,
                                                    device=self.device, bug=self.bug,
-                                                   model=self.model)
+                                                   model=self.model, points=self.points)
         return p
 
     def run(self, data: bytes, *, trace: bool = False):

@@ -26,7 +26,8 @@ Rules and theory of operation:
 * `memory_model` pins the schedule target's memory model (VRINGFUZZ_MODEL in
   the child; the other targets have none).  A schedule repro's memory_model
   is always the model its input ran under, and replay and minimize pin it,
-  so a pinned campaign's crash re-runs as it failed.
+  so a pinned campaign's crash re-runs as it failed.  So do its params'
+  "points" (the memory model's choices; "all" when they predate it).
 """
 from __future__ import annotations
 
@@ -93,14 +94,15 @@ def check_model_applies(target: str, memory_model) -> None:
 
 
 def make_target(target: str, *, driver="reference", device="reference", bug=None,
-                memory_model=None):
-    """A fresh in-process instance of a target (its TestOneInput as a callable)."""
+                memory_model=None, points=None):
+    """A fresh in-process instance of a target (its TestOneInput as a callable).
+    `points`: the schedule target's memory-model choices (None: its default)."""
     check_target(target)
     check_model_applies(target, memory_model)
     if target == "schedule":
         from fuzz.schedule import ScheduleTarget
         return ScheduleTarget(driver=driver, device=device, bug=bug or "",
-                              model=memory_model or "")
+                              model=memory_model or "", points=points)
     driver, device = bug_specs(bug, driver, device)
     if target == "desc_chain":
         from fuzz.desc_chain import DescChainTarget
@@ -120,10 +122,10 @@ def signature_of(exc: BaseException) -> dict:
 
 
 def run_input_exc(target: str, data: bytes, *, driver="reference", device="reference",
-                  bug=None, memory_model=None) -> BaseException | None:
+                  bug=None, memory_model=None, points=None) -> BaseException | None:
     """Run one input in-process on a fresh target; what escaped, or None."""
     t = make_target(target, driver=driver, device=device, bug=bug,
-                    memory_model=memory_model)
+                    memory_model=memory_model, points=points)
     try:
         t(bytes(data))
     except Exception as e:  # noqa: BLE001  (every escape is the finding)
@@ -132,16 +134,16 @@ def run_input_exc(target: str, data: bytes, *, driver="reference", device="refer
 
 
 def run_input(target: str, data: bytes, *, driver="reference", device="reference",
-              bug=None, memory_model=None) -> dict | None:
+              bug=None, memory_model=None, points=None) -> dict | None:
     """Run one input in-process on a fresh target; the failure's signature or None."""
     exc = run_input_exc(target, data, driver=driver, device=device, bug=bug,
-                        memory_model=memory_model)
+                        memory_model=memory_model, points=points)
     return None if exc is None else signature_of(exc)
 
 
 def fuzz_doc(target: str, data: bytes, *, signature: dict, driver="reference",
              device="reference", bug=None, exc: BaseException | None = None,
-             memory_model=None) -> dict:
+             memory_model=None, points=None) -> dict:
     """The repro document of one fuzz input.  For the schedule target it also
     holds the scheduled run (params, recorded schedule) when `exc` carries it,
     and always the memory model the input runs under."""
@@ -154,7 +156,7 @@ def fuzz_doc(target: str, data: bytes, *, signature: dict, driver="reference",
         driver, device = params["driver"], params["device"]   # with the bug's side in
     elif target == "schedule":
         t = make_target(target, driver=driver, device=device, bug=bug,
-                        memory_model=memory_model)
+                        memory_model=memory_model, points=points)
         extra = dict(memory_model=t.params(bytes(data))["memory_model"])
     return repro.make_doc("fuzz", target=target, input_bytes=bytes(data),
                           driver=_spec_name(driver), device=_spec_name(device),
@@ -168,6 +170,11 @@ def fuzz_impl(doc: dict) -> dict:
                 device=doc.get("device") or "reference", bug=doc.get("bug"))
     if doc.get("target") == "schedule":
         impl["memory_model"] = doc.get("memory_model")
+        # The choices its run offered: a repro whose params predate "points"
+        # ran with all of them (world.py); one without params, the default.
+        params = doc.get("params")
+        if isinstance(params, dict):
+            impl["points"] = params.get("points", "all")
     return impl
 
 
@@ -185,12 +192,13 @@ def replay_fuzz(doc: dict) -> Finding | None:
 
 def artifact_to_repro(target: str, path: Path, out_dir: Path, *, driver="reference",
                       device="reference", bug=None, memory_model=None,
-                      log_tail: str = "") -> Path:
-    """Turn one libFuzzer artifact into a repro file; returns its path."""
+                      log_tail: str = "", points=None) -> Path:
+    """Turn one libFuzzer artifact into a repro file; returns its path.
+    `points`: the schedule target's choices (None: its default, as in the child)."""
     from harness import repro
     data = path.read_bytes()
     exc = run_input_exc(target, data, driver=driver, device=device, bug=bug,
-                        memory_model=memory_model)
+                        memory_model=memory_model, points=points)
     sig = None if exc is None else signature_of(exc)
     if sig is None:
         # Not reproducible in-process (a timeout, an OOM, or the fuzzer's own
@@ -199,7 +207,7 @@ def artifact_to_repro(target: str, path: Path, out_dir: Path, *, driver="referen
         sig = {"oracle": f"fuzz:{kind}", "message": f"{kind} (does not reproduce "
                f"in-process) {log_tail}".strip()}
     doc = fuzz_doc(target, data, signature=sig, driver=driver, device=device, bug=bug,
-                   exc=exc, memory_model=memory_model)
+                   exc=exc, memory_model=memory_model, points=points)
     return repro.save(doc, out_dir)
 
 

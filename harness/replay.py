@@ -38,6 +38,19 @@ def _check_plugins(doc: dict) -> None:
         check(spec, side)
 
 
+def _check_memory(doc: dict) -> None:
+    """The memory model and its choices ("points") a repro names exist."""
+    from .memmodel import MODELS, POINTS
+    params = doc.get("params") if isinstance(doc.get("params"), dict) else {}
+    for where, key, known in (("", "memory_model", MODELS),
+                              ("params ", "memory_model", MODELS),
+                              ("params ", "points", POINTS)):
+        value = (params if where else doc).get(key)
+        if value is not None and value not in known:
+            raise repro.ReproError(f"{where}{key} {value!r}: expected one of "
+                                   f"{', '.join(known)}")
+
+
 def _replay_scheduled(doc: dict, *, strict: bool = True, schedule=None) -> Replayed:
     from .sched.replay import ReplayDivergence, ReplaySource
     from .sched.source import Schedule, ScheduleFormatError
@@ -75,6 +88,7 @@ def replay_doc(doc: dict) -> Replayed:
 def main(args) -> int:
     doc = repro.load(args.file)
     _check_plugins(doc)
+    _check_memory(doc)
     got = replay_doc(doc)
     want = doc["signature"]
     if got.events and not args.quiet:
@@ -168,6 +182,7 @@ def _size(doc: dict) -> int:
 def minimize_main(args) -> int:
     doc = repro.load(args.file)
     _check_plugins(doc)
+    _check_memory(doc)
     small = minimize_doc(doc)
     out = Path(args.output)
     repro.save(small, out.parent if str(out.parent) else ".", name=out.name)

@@ -7,6 +7,7 @@ seeds), and fail if the planted bug is not found within the bound.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import subprocess
@@ -423,3 +424,54 @@ def test_a_schedule_repro_without_a_recorded_run_still_records_its_model():
     doc = fuzzing.fuzz_doc("schedule", bytes([0, 2, 0, 0]), memory_model="tso",
                            signature={"oracle": "fuzz:timeout", "message": "timeout"})
     assert doc["memory_model"] == "tso"
+
+
+# --- the memory model's choices ("points") ---------------------------------------------
+
+def test_the_target_offers_only_effective_choices_and_its_params_say_so(monkeypatch):
+    assert ScheduleTarget().params(bytes(HEADER))["points"] == "effective"
+    monkeypatch.setenv("VRINGFUZZ_POINTS", "all")
+    assert ScheduleTarget().params(bytes(HEADER))["points"] == "all"
+    monkeypatch.setenv("VRINGFUZZ_POINTS", "some")
+    with pytest.raises(ValueError, match="points 'some'"):
+        ScheduleTarget()
+
+
+def test_effective_choices_make_shorter_runs_of_the_same_seeds():
+    # No-op fences and stale drops are no steps: the seeds' runs get shorter,
+    # and still take more than fifty scheduling points on average.
+    steps = {}
+    for points in ("all", "effective"):
+        t = ScheduleTarget(points=points)
+        steps[points] = []
+        for data in seeds("schedule"):
+            t(data)
+            steps[points].append(t.last_steps)
+    assert sum(steps["effective"]) < 0.9 * sum(steps["all"])
+    assert sum(steps["effective"]) / len(steps["effective"]) >= 50
+
+
+def test_a_repro_from_before_points_replays_its_bytes_with_every_choice(tmp_path):
+    name = "enable-cb-no-recheck"
+    t = ScheduleTarget(bug=name, points="all")
+    data = failing_input(t, seeds_then_random("schedule", 1), 400)
+    art = tmp_path / "crash-1"
+    art.write_bytes(data)
+    doc = repro.load(fuzzing.artifact_to_repro("schedule", art, tmp_path, bug=name,
+                                               points="all"))
+    assert doc["params"]["points"] == "all"
+    params = dict(doc["params"])
+    del params["points"]                    # as every repro made before it existed
+    old = dict(doc, params=params)
+    assert fuzzing.fuzz_impl(old)["points"] == "all"
+    assert fuzzing.replay_fuzz(old).oracle == doc["signature"]["oracle"]
+
+
+def test_replaying_a_repro_with_unknown_points_is_a_usage_error(tmp_path, capsys):
+    from harness import cli
+    doc = repro.load(next((ROOT / "corpora" / "crashes" / "schedule").glob("*.json")))
+    doc["params"]["points"] = "some"
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(doc))
+    assert cli.main(["replay", str(path)]) == 2
+    assert "points 'some'" in capsys.readouterr().err

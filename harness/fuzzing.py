@@ -274,9 +274,26 @@ def _tail(path: Path, n: int = 16384) -> str:
         return f.read().decode(errors="replace")
 
 
+#: libFuzzer's line for each artifact it writes (crash-, leak-, timeout-, oom-).
+_WRITTEN = re.compile(r"Test unit written to (\S+)")
+
+
 def _artifacts(out_dir: Path) -> list[Path]:
     return sorted(p for p in out_dir.iterdir()
                   if p.is_file() and p.name.split("-", 1)[0] in ARTIFACT_KINDS)
+
+
+def new_artifacts(out_dir: Path, before: set, log_text: str) -> list[Path]:
+    """The artifacts a campaign wrote: files not in `before`, and those its log
+    says it wrote.  libFuzzer names an artifact after its input's hash, so a
+    campaign that crashes on an input an earlier one left in out_dir (the same
+    -seed) rewrites a file that is not new."""
+    new = [p for p in _artifacts(out_dir) if p not in before]
+    for written in _WRITTEN.findall(log_text):
+        p = out_dir / Path(written).name
+        if p.exists() and p not in new:
+            new.append(p)
+    return new
 
 
 def _stop_group(proc) -> None:
@@ -360,7 +377,7 @@ def run_fuzz(target: str, *, time_s: float = 60.0, jobs: int = 1, corpus_dir=Non
             _stop_group(proc)         # interrupted: stop the campaign, keep its artifacts
     text = log_path.read_text(errors="replace")
     stats = parse_stats(text) or stats
-    new = [p for p in _artifacts(out) if p not in before]
+    new = new_artifacts(out, before, text)
     tail = " | ".join(line for line in text.splitlines()[-40:]
                       if "Error" in line or "Exception" in line)[:300]
     repros = []

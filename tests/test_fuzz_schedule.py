@@ -348,6 +348,20 @@ def test_check_engine_fuzz_finds_a_planted_bug_and_records_it(tmp_path):
     assert doc["driver"] == bugs.driver_spec(bugs.get("enable-cb-no-recheck"))
 
 
+def test_a_crash_on_an_input_already_in_the_out_folder_is_still_a_finding(tmp_path):
+    # libFuzzer names artifacts by the input's hash: the same campaign again
+    # rewrites the same file, which was there before it started.
+    art = tmp_path / "crash-39f18bc2"
+    art.write_bytes(b"x")
+    before = {art}
+    log = f"SUMMARY: libFuzzer: fuzz target exited\nTest unit written to {art}\n"
+    assert fuzzing.new_artifacts(tmp_path, before, log) == [art]
+    assert fuzzing.new_artifacts(tmp_path, before, "") == []
+    fresh = tmp_path / "crash-0a0b"
+    fresh.write_bytes(b"y")
+    assert fuzzing.new_artifacts(tmp_path, before, log) == [fresh, art]
+
+
 def test_a_campaigns_pinned_model_reaches_the_fuzzing_child(tmp_path):
     # Unpinned, the bug raises the model to tso and the first seed finds it
     # (test_a_pinned_campaigns_crash_replays_under_its_pinned_model); pinned to

@@ -614,3 +614,15 @@ def test_schedule_target_traces_branches_but_not_comparisons():
 def test_desc_chain_target_traces_comparisons_of_the_walk():
     # There the input bytes are the descriptor fields the walk compares.
     assert _traced_calls("desc_chain", "vring.split.device") == {"_trace_branch", "_trace_cmp"}
+
+
+def test_a_planted_bug_instruments_its_faulty_side_and_no_harness_plumbing():
+    # A bug's side is a plug-in inside harness (harness.bugs): its subpackage is
+    # ring code under test; the scheduler, memory models and oracles are not.
+    spec = fuzzing.bug_specs("enable-cb-no-recheck")[0]
+    mods = _instrumented_modules("schedule", {"VRINGFUZZ_DRIVER": spec,
+                                              "VRINGFUZZ_BUG": "enable-cb-no-recheck"})
+    assert "harness.bugs.faults" in mods          # where the zoo's faulty code lives
+    assert set(schedule.UNDER_TEST) <= mods
+    assert not {m for m in mods if m.startswith("harness.") and
+                not m.startswith("harness.bugs")}

@@ -415,15 +415,18 @@ def test_a_model_pin_on_a_target_without_models_is_a_usage_error():
         fuzzing.make_target("desc_chain", memory_model="tso")
 
 
+def _repro_of_first_crash(t, tmp_path, **kw) -> dict:
+    """The repro a campaign makes of t's first failing input (seeds, then random)."""
+    art = tmp_path / "crash-1"
+    art.write_bytes(failing_input(t, seeds_then_random("schedule", 1), 400))
+    return repro.load(fuzzing.artifact_to_repro("schedule", art, tmp_path, **kw))
+
+
 def test_a_pinned_campaigns_crash_replays_under_its_pinned_model(tmp_path):
     # kick-prepare-wmb-not-mb is a store-load reordering: tso has it, sc does not.
     name = "kick-prepare-wmb-not-mb"
-    t = ScheduleTarget(bug=name, model="tso")
-    data = failing_input(t, seeds_then_random("schedule", 1), 400)
-    art = tmp_path / "crash-1"
-    art.write_bytes(data)
-    path = fuzzing.artifact_to_repro("schedule", art, tmp_path, bug=name, memory_model="tso")
-    doc = repro.load(path)
+    doc = _repro_of_first_crash(ScheduleTarget(bug=name, model="tso"), tmp_path, bug=name,
+                                memory_model="tso")
     assert doc["memory_model"] == doc["params"]["memory_model"] == "tso"
     assert fuzzing.replay_fuzz(doc) is not None
     # Replay pins the recorded model: under sc the same input is clean, although
@@ -467,12 +470,8 @@ def test_effective_choices_make_shorter_runs_of_the_same_seeds():
 
 def test_a_repro_from_before_points_replays_its_bytes_with_every_choice(tmp_path):
     name = "enable-cb-no-recheck"
-    t = ScheduleTarget(bug=name, points="all")
-    data = failing_input(t, seeds_then_random("schedule", 1), 400)
-    art = tmp_path / "crash-1"
-    art.write_bytes(data)
-    doc = repro.load(fuzzing.artifact_to_repro("schedule", art, tmp_path, bug=name,
-                                               points="all"))
+    doc = _repro_of_first_crash(ScheduleTarget(bug=name, points="all"), tmp_path, bug=name,
+                                points="all")
     assert doc["params"]["points"] == "all"
     params = dict(doc["params"])
     del params["points"]                    # as every repro made before it existed

@@ -272,6 +272,7 @@ class _Stale(_Entry):
         stale = self.view.stale
         i = stale.index(self)
         del stale[i]
+        self.view.keys.discard((self.a, self.n))
         if self.view.mem.lazy_stale:
             return                  # decided at loads, never offered
         # Per address in arrival order: only younger entries overlapping it
@@ -292,13 +293,14 @@ class _Stale(_Entry):
 class _View:
     """What one task has not yet made visible, or not yet seen."""
 
-    __slots__ = ("tid", "mem", "buf", "stale", "epoch")
+    __slots__ = ("tid", "mem", "buf", "stale", "keys", "epoch")
 
     def __init__(self, tid, mem):
         self.tid = tid
         self.mem = mem
         self.buf: list[_Store] = []     # own stores, program order
         self.stale: list[_Stale] = []   # old bytes still seen (relaxed only), arrival order
+        self.keys: set = set()          # (a, n) of each entry in stale: one per field
         self.epoch = 0                  # fences executed (relaxed)
 
 
@@ -497,6 +499,7 @@ class TSOMemory(ModelMemory):
                 self.sched.remove_pending(e)
                 e.id = -1
         view.stale.clear()
+        view.keys.clear()
 
     def _invalidate(self, view, e, old) -> None:
         """Relaxed only; TSO has no stale values."""
@@ -568,13 +571,16 @@ class RelaxedMemory(TSOMemory):
             if o.a < a + n and a < o.a + o.n:
                 return
 
+    def _supersede(self, view: _View, a: int, end: int) -> None:
+        """Our own older stale bytes in [a, end) are superseded by our own store."""
+        if view.stale:
+            for s in [s for s in view.stale if s.a < end and a < s.a + s.n]:
+                s.drop()
+
     def _invalidate(self, view: _View, e: _Store, old: bytes) -> None:
         a, n = e.a, e.n
         end = a + n
-        if view.stale:
-            # Our own older stale bytes there are superseded by our own store.
-            for s in [s for s in view.stale if s.a < end and a < s.a + s.n]:
-                s.drop()
+        self._supersede(view, a, end)
         views = self._views
         for t in self.sched.tasks:
             tid = t.id
@@ -594,7 +600,8 @@ class RelaxedMemory(TSOMemory):
             else:
                 s = _Stale(other, a, n, old)
                 stale.append(s)
-                if free and not self.lazy_stale:
+                other.keys.add((a, n))
+                if free:
                     self.sched.add_pending(s)
 
 
@@ -636,6 +643,25 @@ class EffectiveRelaxedMemory(RelaxedMemory):
 
     lazy_stale = True
 
+    def _invalidate(self, view: _View, e: _Store, old: bytes) -> None:
+        # RelaxedMemory's, less the offering: nothing is a choice until a load,
+        # so one set lookup per task replaces the walk over its entries (which
+        # grow here: only loads and fences retire them).
+        a, n = e.a, e.n
+        self._supersede(view, a, a + n)
+        key = (a, n)
+        views = self._views
+        for t in self.sched.tasks:
+            tid = t.id
+            if tid == view.tid or t.done:
+                continue
+            other = views.get(tid)
+            if other is None:
+                other = self._view(tid)
+            if key not in other.keys:           # one stale entry per (task, address, width)
+                other.keys.add(key)
+                other.stale.append(_Stale(other, a, n, old))
+
     def _load(self, addr, n, view):
         if view is not None and view.stale:
             self._settle(view, addr, n)
@@ -662,6 +688,7 @@ class EffectiveRelaxedMemory(RelaxedMemory):
             i = stale.index(e)
             if _clear(stale, i, e) and sched.choose_int(2) == 0:
                 del stale[i]
+                view.keys.discard((e.a, e.n))
                 sched.record("stale", e.a, e.n)
 
     def visible(self, addr: int, n: int, task=None) -> bytes:

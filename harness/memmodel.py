@@ -290,6 +290,20 @@ class _Stale(_Entry):
         self.run()
 
 
+class _Seen:
+    """A stale entry of the lazy model (points="effective"): bytes [a, a + n)
+    as they were before a drain.  Never a choice (id stays -1), so one object
+    serves every task the drain left it to."""
+
+    __slots__ = ("a", "n", "data")
+    id = -1
+
+    def __init__(self, a, n, data):
+        self.a = a
+        self.n = n
+        self.data = data
+
+
 class _View:
     """What one task has not yet made visible, or not yet seen."""
 
@@ -650,6 +664,7 @@ class EffectiveRelaxedMemory(RelaxedMemory):
         a, n = e.a, e.n
         self._supersede(view, a, a + n)
         key = (a, n)
+        seen = _Seen(a, n, old)
         views = self._views
         for t in self.sched.tasks:
             tid = t.id
@@ -660,7 +675,15 @@ class EffectiveRelaxedMemory(RelaxedMemory):
                 other = self._view(tid)
             if key not in other.keys:           # one stale entry per (task, address, width)
                 other.keys.add(key)
-                other.stale.append(_Stale(other, a, n, old))
+                other.stale.append(seen)
+
+    def _supersede(self, view: _View, a: int, end: int) -> None:
+        stale = view.stale
+        if stale:
+            keep = [s for s in stale if not (s.a < end and a < s.a + s.n)]
+            if len(keep) < len(stale):
+                view.stale = keep
+                view.keys = {(s.a, s.n) for s in keep}
 
     def _load(self, addr, n, view):
         if view is not None and view.stale:

@@ -585,7 +585,7 @@ class Scheduler:
         else:
             # Only cid runs unless a blocked task woke: find the first that did.
             blocked = self._blocked
-            for i, t in enumerate(blocked):
+            for t in blocked:           # no enumerate: this loop runs at most points
                 if t._ready():
                     break
             else:
@@ -593,7 +593,7 @@ class Scheduler:
             c = quick(cid, None)        # the one option is cid: no action pending
             if c is None:
                 woken = [t.id]
-                for u in blocked[i + 1:]:
+                for u in blocked[blocked.index(t) + 1:]:
                     if u._ready():
                         woken.append(u.id)
                 return self._ask(tuple(sorted(opts + tuple(woken))), cid)

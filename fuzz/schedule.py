@@ -188,17 +188,24 @@ class ScheduleTarget:
                                                    model=self.model, points=self.points)
         return p
 
-    def run(self, data: bytes, *, trace: bool = False):
-        """The RunReport of one input (no exception for a finding)."""
-        source = FuzzSource(bytes(data[HEADER:]))
+    def run(self, data: bytes, *, trace: bool = False, record: bool = True):
+        """The RunReport of one input (no exception for a finding).  With
+        points="effective" a byte is read at every point (FuzzSource
+        per_point); record=False then skips finding which points were
+        decisions, and the report has no schedule."""
+        source = FuzzSource(bytes(data[HEADER:]), per_point=self.points == "effective")
         # run_once copies the params it is given (resolve_params): the memo is safe.
-        report = run_once(self._params(data), source, trace=trace, workers=self.workers)
+        report = run_once(self._params(data), source, trace=trace, workers=self.workers,
+                          record=record)
         self.last_steps, self.last_decisions = report.steps, source.decisions
         return report
 
     def __call__(self, data: bytes) -> None:
-        report = self.run(data)
+        report = self.run(data, record=False)
         if report.finding is not None:
+            # The same run again, recording its schedule for the repro (the
+            # choices do not depend on recording: the same finding).
+            report = self.run(data)
             raise ScheduleFinding(report.finding, report.params, report.schedule,
                                   report.steps)
 

@@ -317,11 +317,14 @@ def _memory_size(p: dict) -> int:
     return max(1 << 16, 1 << (64 * int(p["size"])).bit_length())
 
 
-def run_once(params: dict, source, *, trace: bool = True, workers=None) -> RunReport:
+def run_once(params: dict, source, *, trace: bool = True, workers=None,
+             record: bool = True) -> RunReport:
     """Build and run one schedule of a scenario; return what it found.
-    `workers`: a sched.runtime.Workers the caller keeps across its runs."""
+    `workers`: a sched.runtime.Workers the caller keeps across its runs;
+    record=False: the report's schedule is empty (Scheduler's `record`)."""
     p = resolve_params(params)
-    sched = Scheduler(source, max_steps=p["max_steps"], trace=trace, workers=workers)
+    sched = Scheduler(source, max_steps=p["max_steps"], trace=trace, workers=workers,
+                      record=record)
     # Guest memory sized to the run (a fresh 1 MiB zero-fill per run cost more
     # than the run itself): room for the rings and the scenario's buffers.
     # Over memory C can address when a side needs it (harness/nativemem.py).

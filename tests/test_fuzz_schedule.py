@@ -129,6 +129,76 @@ def test_the_quick_fast_path_decides_exactly_as_choose():
                                                              slow.finding), data.hex()
 
 
+def _per_point_inputs(count, seed):
+    rng = random.Random(seed)
+    for k in range(count):
+        yield bytes([k % len(SCENARIOS), k % 3 | rng.randrange(256) & ~3, rng.randrange(256),
+                     rng.randrange(256)]) + rng.randbytes(rng.randrange(0, 400))
+
+
+def test_a_per_point_run_chooses_the_same_whether_or_not_it_records():
+    """Recording asks the wake predicates at every point; not recording skips
+    them where the byte does not preempt.  Neither may change a choice."""
+    target = ScheduleTarget(driver="reference", device="reference", bug="")
+    for data in _per_point_inputs(60, 4):
+        params = target.params(data)
+        fast = FuzzSource(data[HEADER:], per_point=True)
+        slow = FuzzSource(data[HEADER:], per_point=True)
+        a = run_once(params, fast, trace=False, record=False)
+        b = run_once(params, slow, trace=False, record=True)
+        assert (a.steps, a.finding, fast.pos) == (b.steps, b.finding, slow.pos), data.hex()
+        assert not a.schedule.choices
+
+
+def test_a_per_point_runs_recorded_schedule_replays_it_exactly():
+    target = ScheduleTarget(driver="reference", device="reference", bug="")
+    for data in _per_point_inputs(40, 5):
+        params = target.params(data)
+        run = run_once(params, FuzzSource(data[HEADER:], per_point=True), trace=True)
+        again = run_once(params, ReplaySource(run.schedule), trace=True)
+        assert (again.events, again.finding) == (run.events, run.finding), data.hex()
+
+
+def _parked_and_running(src, record, points=5):
+    """Task 0 blocks on a counting predicate; task 1 then takes `points` points.
+    How many times the predicate was asked, and the source's position."""
+    from harness.sched.runtime import Scheduler
+    asked = []
+    s = Scheduler(src, record=record)
+
+    def ready():
+        asked.append(1)
+        return False
+    s.spawn("parked", lambda: s.block("never", ready), daemon=True)
+
+    def runner():
+        for _ in range(points):
+            s.point("op")
+    s.spawn("runner", runner)
+    assert s.run().error is None
+    return len(asked), src.pos
+
+
+def test_a_per_point_source_reads_a_byte_at_every_point_of_the_running_task():
+    # Both read one byte where the run starts (two tasks to pick from); then the
+    # runner's 4 points after its first (where it parked) have one option each.
+    _, per_point = _parked_and_running(FuzzSource(bytes(8), per_point=True), record=False)
+    _, decisions_only = _parked_and_running(FuzzSource(bytes(8)), record=False)
+    assert (decisions_only, per_point) == (1, 1 + 4)
+
+
+def test_not_recording_spares_the_wake_predicates_where_no_byte_preempts():
+    # The parked task asks its predicate twice while it blocks (block() and
+    # its own option scan); each of the runner's 4 later points may add one.
+    asked, _ = _parked_and_running(FuzzSource(bytes(8), per_point=True), record=False)
+    assert asked == 2
+    asked, _ = _parked_and_running(FuzzSource(bytes(8), per_point=True), record=True)
+    assert asked == 2 + 4               # recording: was each point a decision?
+    asked, _ = _parked_and_running(FuzzSource(bytes([PREEMPT] * 8), per_point=True),
+                                   record=False)
+    assert asked == 2 + 4               # a preempting byte needs the options
+
+
 # --- the input format -----------------------------------------------------------
 
 def test_decoding_params_is_total():

@@ -18,6 +18,14 @@ Rules:
   device forever).  So a short input is a complete, replayable schedule and
   an empty one is a sequential run.
 * `choose_int(n)` is `b % n` of the next byte (0 once exhausted).
+* per_point=True (the schedule target with points="effective"): the
+  runtime asks at EVERY point of a running task, so a byte is read there
+  even when the running task is the only option (the byte then changes
+  nothing).  Whether another task could run is asked only when the byte
+  preempts: the blocked tasks' wake-up predicates, about three calls a step,
+  run at the few points that need them, and a byte's position in the input
+  no longer depends on them.  Without it (default) a byte is read only at a
+  point with more than one option, as in every repro made before.
 * `new_execution()` rewinds: the same bytes give the same schedule every
   time, in any process (no hash order, no clock, no random module).
 * `decisions` counts the choices asked of this execution (the runtime asks
@@ -32,9 +40,10 @@ PREEMPT = 0x80
 
 
 class FuzzSource:
-    __slots__ = ("data", "pos", "decisions", "last", "_end")
+    __slots__ = ("data", "pos", "decisions", "last", "_end", "per_point")
 
-    def __init__(self, data: bytes = b""):
+    def __init__(self, data: bytes = b"", per_point: bool = False):
+        self.per_point = per_point
         self.data = bytes(data)
         self._end = len(self.data)    # asked at every decision
         self.pos = 0

@@ -243,11 +243,14 @@ class Scheduler:
     """One deterministic run of cooperating tasks under a schedule source."""
 
     def __init__(self, source, *, max_steps: int = 200_000, trace: bool = True,
-                 workers: Workers | None = None):
+                 workers: Workers | None = None, record: bool = True):
         self.source = source
         self.workers = workers
         self.max_steps = max_steps
         self.trace = trace
+        # Without it the outcome's schedule is empty; a per-point source then
+        # skips the wake predicates at points where it does not preempt.
+        self.recording = record
         self.tasks: list[Task] = []
         self.current: Task | None = None
         self.steps = 0
@@ -262,6 +265,10 @@ class Scheduler:
         # answers a running task's decision without the options when they do
         # not matter to the answer, so blocked tasks' ready() need not run.
         self._quick = None if self._single else getattr(source, "quick", None)
+        # A per-point source (FuzzSource(per_point=True)) is asked at every
+        # point of a running task, whatever the options (_at_point).
+        self._every = self._quick is not None and bool(getattr(source, "per_point", False))
+        self._choice = self._at_point if self._every else self._choice_at
         self._opts: tuple | None = ()         # cached: unblocked tasks, then pending actions
         self._topts: tuple | None = ()        # cached: unblocked live task ids
         self._alive: list[Task] = []
@@ -365,7 +372,8 @@ class Scheduler:
                     self._finished()
         finally:
             self._close()
-        return RunOutcome(self._error, self.steps, Schedule(choices=tuple(self._choices)),
+        return RunOutcome(self._error, self.steps,
+                          Schedule(choices=tuple(self._choices) if self.recording else ()),
                           self.events, {t.id: t.name for t in self.tasks})
 
     def point(self, kind: str, a=None, b=None) -> None:
@@ -386,7 +394,15 @@ class Scheduler:
             cid = cur.id
             opts = self._opts
             quick = self._quick
-            if quick is not None and opts is not None and len(opts) > 1:
+            if self._every:
+                # _at_point's common case, inline: the byte says go on.
+                if opts is None:
+                    opts = self._base()
+                k = len(self._topts)
+                c = quick(cid, opts[k] if len(opts) > k else None)
+                if c is None or self.recording:
+                    c = self._after_quick(cid, c, opts)
+            elif quick is not None and opts is not None and len(opts) > 1:
                 # _choice_at's common case, inline (one frame less per point).
                 k = len(self._topts)
                 c = quick(cid, opts[k] if len(opts) > k else None)
@@ -397,7 +413,7 @@ class Scheduler:
                         self._halt(e)
                 self._choices.append(c)
             else:
-                c = self._choice_at(cid)
+                c = self._choice(cid)
             if c != cid:                    # most points go on at once
                 self._decide(cur, c)
         self.steps = s = self.steps + 1
@@ -600,6 +616,38 @@ class Scheduler:
         self._choices.append(c)
         return c
 
+    def _at_point(self, cid: int) -> int:
+        """A per-point source's choice at a point of the running task cid.
+
+        The source sees the point whatever the options: it answers from its
+        input alone unless it preempts (quick() returns None), and only then
+        are the blocked tasks' ready() evaluated.  What is recorded is the
+        same as elsewhere, the answers at points with more than one option,
+        so finding those needs ready() too: with `recording` off it is skipped,
+        and a run that must be replayed is run again with it on."""
+        opts = self._opts
+        if opts is None:
+            opts = self._base()
+        k = len(self._topts)
+        return self._after_quick(cid, self._quick(cid, opts[k] if len(opts) > k else None),
+                                 opts)
+
+    def _after_quick(self, cid: int, c, opts: tuple) -> int:
+        """_at_point once quick() answered c (None: the byte preempts)."""
+        if c is None:
+            full = self._options() if self._nblocked else opts
+            try:
+                c = self._choose(full, cid)
+            except Exception as e:
+                self._halt(e)
+        elif not self.recording:
+            return c
+        else:
+            full = self._options() if self._nblocked else opts
+        if len(full) > 1 and self.recording:
+            self._choices.append(c)
+        return c
+
     def _base(self) -> tuple:
         """Unblocked tasks then pending actions (dict order is id order), cached."""
         tasks = self._topts
@@ -629,7 +677,7 @@ class Scheduler:
         c = first
         while True:
             if c is None:
-                c = self._choice_at(cid)
+                c = self._choice(cid)
             if c == cid:
                 return
             if c >= ACTION_BASE:

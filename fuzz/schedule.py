@@ -12,13 +12,15 @@ Input format (total: missing bytes read as zero, extra bytes are schedule):
   1 + bit 2, submitters 1 + bit 3;
 * counts: rx packets 1 + (b & 3) % 3, tx buffers 1 + bit 2, blk requests
   1 + bit 3, draft buffers 2 + (b >> 4 & 3) % 3.
-Counts are small on purpose: runs of ~50-500 scheduling points (about 210 on
+Counts are small on purpose: runs of ~50-500 scheduling points (about 190 on
 average under libFuzzer), and the planted bugs need no more (the explore
-engine finds them with 3 buffers).  The cost is per point (~4-5 us in the
+engine finds them with 3 buffers).  The cost is per point (~3-4 us in the
 scheduler and memory model), not per run setup.
 
 The rest drives `harness.world.run_once` through a FuzzSource (one byte per
-scheduling or store-drain decision; harness/sched/fuzzsource.py), trace off.
+point of a running task, per_point, and per decision where no task runs;
+harness/sched/fuzzsource.py), trace off and the schedule not recorded: a
+finding runs again, recording, for its repro.
 Every oracle of the scheduled engines applies (exactly-once, length bound,
 data integrity, ordering, the spec monitor, lockdep, liveness at quiescence,
 deadlock, step limit): a finding raises `ScheduleFinding`, whose `oracle` is
@@ -40,7 +42,8 @@ The memory model offers only the choices that can change what a task sees
 (params "points": "effective", POINTS below): no point before a fence that
 does nothing in the model, and a relaxed stale value kept or dropped by the
 load that reads it (a data byte there) instead of a choice of its own.
-VRINGFUZZ_POINTS=all gives every choice, as before (the bench compares them).
+VRINGFUZZ_POINTS=all gives every choice and the old byte rule (a byte per
+decision), as before: repros made before "points" existed replay with it.
 """
 from __future__ import annotations
 

@@ -52,16 +52,18 @@ def _threads(args):
 
 
 def _fuzz(args):
-    from harness.bench_fuzz import (bench_fuzz, format_fuzz, format_reach, schedule_inprocess,
-                                    schedule_mutator_reach)
+    from harness.bench_fuzz import (bench_fuzz, compare_points, format_fuzz, format_points,
+                                    format_reach, schedule_inprocess, schedule_mutator_reach)
     res = bench_fuzz(args.seconds or 5.0)
+    points = compare_points(args.seconds or 5.0)
     inproc = schedule_inprocess()
     reach = schedule_mutator_reach()
-    text = format_fuzz(res) + (
+    text = format_fuzz(res) + "\n" + format_points(points) + (
         f"\nschedule in-process (no libFuzzer, no instrumentation): "
         f"{inproc['execs_per_cpu_s']:,} execs per CPU second, "
         f"{inproc['points_per_exec']:.0f} points/exec\n") + format_reach(reach)
-    return {**res, "schedule_inprocess": inproc, "schedule_mutator_reach": reach}, text
+    return {**res, "schedule_points": points, "schedule_inprocess": inproc,
+            "schedule_mutator_reach": reach}, text
 
 
 def _bugs(args):

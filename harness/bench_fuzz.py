@@ -23,9 +23,10 @@ from harness.fuzzing import (MAX_LEN, MAX_LENS, TARGETS, libfuzzer_args, parse_s
 
 
 def run_once(target: str, seconds: float, *, seed: int, mutator: bool = True,
-             runs: int | None = None) -> dict:
+             runs: int | None = None, points: str | None = None) -> dict:
     """One libFuzzer run; its final stats (runs, cov, ft, corpus, execs_per_s)
-    and execs per CPU second of the child (less sensitive to a busy machine)."""
+    and execs per CPU second of the child (less sensitive to a busy machine).
+    `points`: the schedule target's memory-model choices (VRINGFUZZ_POINTS)."""
     with tempfile.TemporaryDirectory(prefix="vringfuzz-bench-") as tmp:
         out = Path(tmp)
         corpus = out / "corpus"
@@ -39,6 +40,8 @@ def run_once(target: str, seconds: float, *, seed: int, mutator: bool = True,
         env.pop("VRINGFUZZ_BUG", None)
         if not mutator:
             env["VRINGFUZZ_NO_MUTATOR"] = "1"
+        if points is not None:
+            env["VRINGFUZZ_POINTS"] = points
         log = out / "log"
         with open(log, "wb") as err:
             proc = subprocess.Popen(cmd, cwd=out, env=env, stdout=subprocess.DEVNULL,
@@ -51,14 +54,15 @@ def run_once(target: str, seconds: float, *, seed: int, mutator: bool = True,
         stats["execs_per_cpu_s"] = round(stats.get("runs", 0) / cpu) if cpu else 0
         if target == "schedule":
             stats["points_per_exec"] = points_per_exec(
-                list(corpus.iterdir()) + sorted(seed_dir(target).glob("*.seed")))
+                list(corpus.iterdir()) + sorted(seed_dir(target).glob("*.seed")),
+                points=env.get("VRINGFUZZ_POINTS"))
         return stats
 
 
-def points_per_exec(paths) -> float:
+def points_per_exec(paths, points: str | None = None) -> float:
     """Mean scheduling points of the schedule target over these inputs."""
     from fuzz.schedule import ScheduleTarget
-    t = ScheduleTarget(driver="reference", device="reference", bug="")
+    t = ScheduleTarget(driver="reference", device="reference", bug="", points=points)
     steps = []
     for p in paths:
         t.run(Path(p).read_bytes())
@@ -87,6 +91,32 @@ def bench_fuzz(seconds: float = 5.0, repeats: int = 3) -> dict:
     return res
 
 
+def compare_points(seconds: float = 5.0, pairs: int = 3) -> dict:
+    """The schedule target with every choice (points="all", the old input
+    rule) against its default, in interleaved pairs from the same seeds, so
+    both see the same machine: the machine's speed moves by a quarter
+    between runs of one bench, a side-by-side ratio does not."""
+    from fuzz.schedule import POINTS
+    runs: dict = {"all": [], POINTS: []}
+    for k in range(pairs):
+        order = ("all", POINTS) if k % 2 == 0 else (POINTS, "all")
+        for points in order:
+            runs[points].append(run_once("schedule", seconds, seed=k + 1, points=points))
+    med = {p: {key: _summary(r, key)["median"] for key in ("execs_per_s", "points_per_exec")}
+           for p, r in runs.items()}
+    return {"default": POINTS, "pairs": pairs, "seconds": seconds, "median": med,
+            "ratio": round(med[POINTS]["execs_per_s"] / med["all"]["execs_per_s"], 2)
+            if med["all"]["execs_per_s"] else None}
+
+
+def format_points(res: dict) -> str:
+    m, d = res["median"], res["default"]
+    return (f"schedule, {res['pairs']} interleaved pairs of {res['seconds']} s: "
+            f"points={d} {m[d]['execs_per_s']:,.0f} execs/s ({m[d]['points_per_exec']:.0f} "
+            f"points/exec), points=all {m['all']['execs_per_s']:,.0f} "
+            f"({m['all']['points_per_exec']:.0f}): x{res['ratio']}")
+
+
 def schedule_inprocess(seconds: float = 3.0, repeats: int = 3, inputs: int = 400) -> dict:
     """The schedule target's own cost, without libFuzzer or instrumentation:
     execs and points per CPU second over the seeds with seeded byte mutations
@@ -111,7 +141,7 @@ def schedule_inprocess(seconds: float = 3.0, repeats: int = 3, inputs: int = 400
         t0 = time.process_time()
         while time.process_time() - t0 < seconds:
             for data in batch:
-                target.run(data)
+                target.run(data, record=False)     # as the fuzzer runs it
                 execs += 1
                 points += target.last_steps
         el = time.process_time() - t0

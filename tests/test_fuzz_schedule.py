@@ -558,3 +558,13 @@ def test_replaying_a_repro_with_unknown_points_is_a_usage_error(tmp_path, capsys
     path.write_text(json.dumps(doc))
     assert cli.main(["replay", str(path)]) == 2
     assert "points 'some'" in capsys.readouterr().err
+
+
+def test_the_bench_compares_the_choices_side_by_side():
+    from harness.bench_fuzz import compare_points, format_points
+    res = compare_points(seconds=1, pairs=1)
+    m = res["median"]
+    # Each side ran with its own setting: the default has fewer points a run.
+    assert res["default"] == "effective"
+    assert 50 <= m["effective"]["points_per_exec"] < m["all"]["points_per_exec"]
+    assert res["ratio"] and "points=all" in format_points(res)

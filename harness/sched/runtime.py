@@ -14,7 +14,11 @@ Theory of operation:
   one-shot callable run by the scheduler, in the running task's context,
   when the source picks it (e.g. "this buffered store drains now").
 * Points with a single enabled choice are not recorded, and not asked
-  unless the source has `sees_forced = True` (explore, to stop redundant runs).
+  unless the source has `sees_forced = True` (explore, to stop redundant runs)
+  or `per_point = True` (FuzzSource of the schedule target: asked at every
+  point of a running task; the wake predicates then run only where it
+  preempts, unless the run records its schedule: `record=False` skips that,
+  and the outcome's schedule is empty).
 * A trace event is recorded when its operation executes (when the point
   returns to its task), so events are in execution order:
   (step, task_id, kind, a, b, site), site = (code, lineno) of the first frame

@@ -17,6 +17,8 @@ Rules:
   None).  An int is the answer choose() would give, recorded the same;
   None defers to choose().  It saves evaluating blocked tasks' wake-up
   predicates.  Not used for sources that see forced points.
+* Optional `per_point = True` (with quick()): quick() is asked at every
+  point of a running task, whatever the options (runtime.py, _at_point).
 * Randomness comes only from a `random.Random` the source owns, seeded from
   the user's seed: same seed, same schedule, in any process, with any
   PYTHONHASHSEED.

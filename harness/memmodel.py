@@ -591,18 +591,17 @@ class RelaxedMemory(TSOMemory):
             for s in [s for s in view.stale if s.a < end and a < s.a + s.n]:
                 s.drop()
 
+    def _others(self, tid: int) -> list:
+        """The views of every live task but tid (made on first use), in id order."""
+        views = self._views
+        return [views.get(t.id) or self._view(t.id) for t in self.sched.tasks
+                if t.id != tid and not t.done]
+
     def _invalidate(self, view: _View, e: _Store, old: bytes) -> None:
         a, n = e.a, e.n
         end = a + n
         self._supersede(view, a, end)
-        views = self._views
-        for t in self.sched.tasks:
-            tid = t.id
-            if tid == view.tid or t.done:
-                continue
-            other = views.get(tid)
-            if other is None:
-                other = self._view(tid)
+        for other in self._others(view.tid):
             stale = other.stale
             free = True             # no older stale entry overlaps it: a choice now
             for o in stale:
@@ -665,14 +664,7 @@ class EffectiveRelaxedMemory(RelaxedMemory):
         self._supersede(view, a, a + n)
         key = (a, n)
         seen = _Seen(a, n, old)
-        views = self._views
-        for t in self.sched.tasks:
-            tid = t.id
-            if tid == view.tid or t.done:
-                continue
-            other = views.get(tid)
-            if other is None:
-                other = self._view(tid)
+        for other in self._others(view.tid):
             if key not in other.keys:           # one stale entry per (task, address, width)
                 other.keys.add(key)
                 other.stale.append(seen)

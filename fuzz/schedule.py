@@ -86,8 +86,8 @@ ENV_POINTS = "VRINGFUZZ_POINTS"
 #: The memory model's choices (harness/memmodel.py, "points"): only those that
 #: can change what a task observes.  A byte spent on a no-op fence or on a
 #: stale drop no load reads is a byte libFuzzer mutates for nothing, and a
-#: step the exec pays for (about a third of a relaxed run's steps were
-#: stale drops).  Repros carry it in their params.
+#: step the exec pays for (41% of the relaxed steps of a campaign's corpus
+#: were stale drops).  Repros carry it in their params.
 POINTS = "effective"
 SCENARIOS = ("net", "net-tx", "net-rx", "blk", "draft3")
 MODELS = ("sc", "tso", "relaxed")

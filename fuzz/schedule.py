@@ -116,12 +116,6 @@ def check_model(model: str | None) -> str | None:
     return model
 
 
-def check_points(points: str) -> str:
-    if points not in memmodel.POINTS:
-        raise ValueError(f"points {points!r}: expected one of {', '.join(memmodel.POINTS)}")
-    return points
-
-
 def decode_params(data: bytes, *, driver="reference", device="reference",
                   bug=None, model=None, points=POINTS) -> dict:
     """The scenario parameters the first HEADER bytes choose (see the docstring);
@@ -149,7 +143,7 @@ def decode_params(data: bytes, *, driver="reference", device="reference",
               "size": size, "budget": 1 + _bit(b2, 2), "submitters": 1 + _bit(b2, 3),
               "rx_packets": 1 + (b3 & 3) % 3, "tx_buffers": 1 + _bit(b3, 2),
               "requests": 1 + _bit(b3, 3), "buffers": 2 + ((b3 >> 4) & 3) % 3,
-              "slots": size, "max_steps": MAX_STEPS, "points": check_points(points),
+              "slots": size, "max_steps": MAX_STEPS, "points": memmodel.check_points(points),
               "driver": _bugs.driver_spec(bug, driver),
               "device": _bugs.device_spec(bug, device)}
     if bug is not None:
@@ -169,7 +163,7 @@ class ScheduleTarget:
         model = model if model is not None else os.environ.get(ENV_MODEL)
         self.model = check_model(model or None)
         # A repro made before "points" existed replays with "all" (fuzz_impl).
-        self.points = check_points(points or os.environ.get(ENV_POINTS) or POINTS)
+        self.points = memmodel.check_points(points or os.environ.get(ENV_POINTS) or POINTS)
         self.last_steps = 0           # scheduling points of the last run
         self.last_decisions = 0       # of which the bytes decided
         self.workers = Workers()      # task greenlets, reused run after run

@@ -272,9 +272,6 @@ class _Stale(_Entry):
         stale = self.view.stale
         i = stale.index(self)
         del stale[i]
-        self.view.keys.discard((self.a, self.n))
-        if self.view.mem.lazy_stale:
-            return                  # decided at loads, never offered
         # Per address in arrival order: only younger entries overlapping it
         # were held back by it (every other entry's choice is unchanged).
         a, end = self.a, self.a + self.n
@@ -314,7 +311,7 @@ class _View:
         self.mem = mem
         self.buf: list[_Store] = []     # own stores, program order
         self.stale: list[_Stale] = []   # old bytes still seen (relaxed only), arrival order
-        self.keys: set = set()          # (a, n) of each entry in stale: one per field
+        self.keys: set = set()          # the lazy model's (a, n) of each stale entry
         self.epoch = 0                  # fences executed (relaxed)
 
 
@@ -323,7 +320,6 @@ class TSOMemory(ModelMemory):
 
     model = "tso"
     relaxed = False
-    lazy_stale = False              # points="effective" under relaxed
 
     def attach(self, sched) -> None:
         super().attach(sched)
@@ -613,7 +609,6 @@ class RelaxedMemory(TSOMemory):
             else:
                 s = _Stale(other, a, n, old)
                 stale.append(s)
-                other.keys.add((a, n))
                 if free:
                     self.sched.add_pending(s)
 
@@ -653,8 +648,6 @@ class EffectiveTSOMemory(TSOMemory):
 class EffectiveRelaxedMemory(RelaxedMemory):
     """relaxed with points="effective": a stale entry is decided by the load
     that would read it, not offered as a choice of its own."""
-
-    lazy_stale = True
 
     def _invalidate(self, view: _View, e: _Store, old: bytes) -> None:
         # RelaxedMemory's, less the offering: nothing is a choice until a load,
@@ -738,12 +731,17 @@ _CLASSES = {("sc", "all"): ModelMemory, ("tso", "all"): TSOMemory,
             ("relaxed", "effective"): EffectiveRelaxedMemory}
 
 
+def check_points(points) -> str:
+    """`points` if it is one of POINTS, else UnknownModel saying so."""
+    if points not in POINTS:
+        raise UnknownModel(f"points {points!r}: expected one of {', '.join(POINTS)}")
+    return points
+
+
 def make_memory(model: str, sched, size: int = 1 << 20, base: int = 0x1000,
                 buffer=None, points: str = "all") -> ModelMemory:
     """The guest memory of one scheduled run under the named model, offering
     the choices `points` names (see the module rules)."""
     if model not in MODELS:
         raise UnknownModel(f"memory model {model!r}: expected one of {', '.join(MODELS)}")
-    if points not in POINTS:
-        raise UnknownModel(f"points {points!r}: expected one of {', '.join(POINTS)}")
-    return _CLASSES[model, points](sched, size, base, buffer)
+    return _CLASSES[model, check_points(points)](sched, size, base, buffer)

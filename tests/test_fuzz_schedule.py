@@ -550,14 +550,20 @@ def test_a_repro_from_before_points_replays_its_bytes_with_every_choice(tmp_path
     assert fuzzing.replay_fuzz(old).oracle == doc["signature"]["oracle"]
 
 
-def test_replaying_a_repro_with_unknown_points_is_a_usage_error(tmp_path, capsys):
+@pytest.mark.parametrize("where, key, said", [
+    ("params", "points", "params points 'some'"),
+    ("params", "memory_model", "params memory_model 'some'"),
+    ("doc", "memory_model", "memory_model 'some'")])
+def test_replaying_a_repro_with_an_unknown_model_or_points_is_a_usage_error(
+        tmp_path, capsys, where, key, said):
     from harness import cli
     doc = repro.load(next((ROOT / "corpora" / "crashes" / "schedule").glob("*.json")))
-    doc["params"]["points"] = "some"
+    (doc["params"] if where == "params" else doc)[key] = "some"
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(doc))
-    assert cli.main(["replay", str(path)]) == 2
-    assert "points 'some'" in capsys.readouterr().err
+    for command in (["replay", str(path)], ["minimize", str(path), "-o", str(tmp_path / "o")]):
+        assert cli.main(command) == 2
+        assert said in capsys.readouterr().err
 
 
 def test_the_bench_compares_the_choices_side_by_side():

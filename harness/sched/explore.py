@@ -94,10 +94,9 @@ def _holds_back(act) -> bool:
     view = getattr(act, "view", None)
     if view is None:
         return False
-    stale = view.stale
+    stale = view.stale              # a pending drop's entry is in its view
     a, end = act.a, act.a + act.b
-    younger = stale[stale.index(act) + 1:] if act in stale else ()
-    return any(o.a < end and a < o.a + o.n for o in younger)
+    return any(o.a < end and a < o.a + o.n for o in stale[stale.index(act) + 1:])
 
 
 def _width(w, b) -> int:

@@ -103,10 +103,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("bugs", help="list the bug zoo")
 
     b = sub.add_parser("bench", help="benchmarks (ring, sched, fuzz, explore, bugs)")
-    b.add_argument("what", nargs="?", default="ring")
-    b.add_argument("--seconds", type=_positive(float), default=None)
-    b.add_argument("--seeds", type=_positive(int), default=3)
-    b.add_argument("--budget", type=_positive(float), default=60.0)
+    b.add_argument("what", nargs="?", default="ring",
+                   help="ring, sched, explore, threads, fuzz, bugs or all (ring, sched, "
+                        "explore, fuzz); default ring")
+    b.add_argument("--seconds", type=_positive(float), default=None,
+                   help="ring, sched, fuzz: seconds per measurement; explore: the cap on "
+                        "each bound-2 search")
+    b.add_argument("--seeds", type=_positive(int), default=3,
+                   help="threads, bugs: seeds per bug and engine")
+    b.add_argument("--budget", type=_positive(float), default=60.0,
+                   help="threads, bugs: seconds per run (one bug, engine and seed)")
     b.add_argument("--jobs", type=_positive(int), default=1,
                    help="bugs: worker processes (one core each)")
     b.add_argument("--fp-seconds", type=_positive(float), default=None,
@@ -120,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--merge", metavar="WHY", default=None,
                    help="bugs: put this partial run into docs/detection.{md,json}, "
                         "recording WHY it was re-run")
-    b.add_argument("--json", action="store_true")
+    b.add_argument("--json", action="store_true", help="print the results as JSON")
 
     lx = sub.add_parser("linux", help="build the Linux virtio_ring.c target")
     lx.add_argument("action", choices=["build"])

@@ -102,13 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("bugs", help="list the bug zoo")
 
-    b = sub.add_parser("bench", help="benchmarks (ring, sched, fuzz, explore, bugs)")
+    b = sub.add_parser("bench", help="benchmarks (ring, sched, explore, threads, fuzz, bugs)")
     b.add_argument("what", nargs="?", default="ring",
                    help="ring, sched, explore, threads, fuzz, bugs or all (ring, sched, "
                         "explore, fuzz); default ring")
     b.add_argument("--seconds", type=_positive(float), default=None,
-                   help="ring, sched, fuzz: seconds per measurement; explore: the cap on "
-                        "each bound-2 search")
+                   help="ring: seconds per configuration; sched: seconds in all; fuzz: "
+                        "seconds per libFuzzer run; explore: the cap on each bound-2 search")
     b.add_argument("--seeds", type=_positive(int), default=3,
                    help="threads, bugs: seeds per bug and engine")
     b.add_argument("--budget", type=_positive(float), default=60.0,

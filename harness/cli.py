@@ -37,6 +37,14 @@ def _positive(kind):
     return conv
 
 
+#: --driver/--device: a side under test (DESIGN.md, the plug-in contract;
+#: the shipped names: harness/plugins.py).
+_DRIVER_HELP = ("reference (default), linux, linux-tsan, linux:LIB.so, or a plug-in "
+                "as module:factory")
+_DEVICE_HELP = ("reference (default), linux-vringh, linux-vringh-tsan, or a plug-in "
+                "as module:factory")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="vringfuzz", description="Find ordering, notification and locking "
                 "bugs in virtio virtqueues.")
@@ -46,24 +54,27 @@ def build_parser() -> argparse.ArgumentParser:
                        "progress on screen, a report at the end")
     c.add_argument("--time", type=_positive(float), default=None,
                    help="total budget in seconds (default: a few minutes)")
-    c.add_argument("--seed", type=_positive(int), default=0)
+    c.add_argument("--seed", type=_positive(int), default=0,
+                   help="the engines' seed (default 0)")
     c.add_argument("--out", default="campaign-out", help="report and repro folder")
-    c.add_argument("--driver", default="reference")
-    c.add_argument("--device", default="reference")
+    c.add_argument("--driver", default="reference", help=_DRIVER_HELP)
+    c.add_argument("--device", default="reference", help=_DEVICE_HELP)
     c.add_argument("--bug", default=None, help="plant a bug from the zoo (see `vringfuzz bugs`)")
-    c.add_argument("--json", action="store_true")
+    c.add_argument("--json", action="store_true", help="print one JSON object")
 
     k = sub.add_parser("check", help="run one engine")
     k.add_argument("--engine", choices=ENGINES, default="stateful")
     k.add_argument("--scenario", default=None, help="net, blk, drafts, ... (scheduled engines)")
     k.add_argument("--target", default=None, help="fuzz target (engine fuzz)")
-    k.add_argument("--bug", default=None)
-    k.add_argument("--driver", default="reference")
-    k.add_argument("--device", default="reference")
+    k.add_argument("--bug", default=None, help="plant a bug from the zoo (see `vringfuzz bugs`)")
+    k.add_argument("--driver", default="reference", help=_DRIVER_HELP)
+    k.add_argument("--device", default="reference", help=_DEVICE_HELP)
     k.add_argument("--memory-model", choices=MEMORY_MODELS, default=None,
                    help="default sc, or the weakest model a planted --bug needs")
-    k.add_argument("--time", type=_positive(float), default=10.0)
-    k.add_argument("--seed", type=_positive(int), default=None)
+    k.add_argument("--time", type=_positive(float), default=10.0,
+                   help="budget in seconds (default 10)")
+    k.add_argument("--seed", type=_positive(int), default=None,
+                   help="the engine's seed (default: a random one, reported)")
     k.add_argument("--out", default=None, help="folder for repro files (default: ./out)")
     k.add_argument("--size", type=_positive(int), default=None, help="queue size")
     k.add_argument("--features", default=None, help="e.g. indirect,event_idx,in_order")
@@ -79,26 +90,31 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--json", action="store_true", help="print one JSON object")
 
     f = sub.add_parser("fuzz", help="an atheris campaign on one target")
-    f.add_argument("target")
-    f.add_argument("--time", type=_positive(float), default=60.0)
-    f.add_argument("--jobs", type=_positive(int), default=1)
-    f.add_argument("--corpus", default=None)
-    f.add_argument("--out", default=None)
-    f.add_argument("--driver", default="reference")
-    f.add_argument("--device", default="reference")
+    f.add_argument("target", help="desc_chain, used_ring or schedule")
+    f.add_argument("--time", type=_positive(float), default=60.0,
+                   help="budget in seconds (default 60)")
+    f.add_argument("--jobs", type=_positive(int), default=1,
+                   help="libFuzzer workers, one core each (default 1)")
+    f.add_argument("--corpus", default=None,
+                   help="working corpus, resumed from after a kill (default: "
+                        "OUT/corpus/TARGET); the committed seeds are read too")
+    f.add_argument("--out", default=None,
+                   help="crash artifacts, repro files and the log (default: ./out)")
+    f.add_argument("--driver", default="reference", help=_DRIVER_HELP)
+    f.add_argument("--device", default="reference", help=_DEVICE_HELP)
     f.add_argument("--bug", default=None, help="plant a bug from the zoo (see `vringfuzz bugs`)")
     f.add_argument("--memory-model", choices=MEMORY_MODELS, default=None,
                    help="schedule target: pin the model (default: its bytes choose)")
     f.add_argument("--json", action="store_true", help="print one JSON object")
 
     r = sub.add_parser("replay", help="re-run a repro file (exit 1 when it still fails)")
-    r.add_argument("file")
+    r.add_argument("file", help="a repro file (JSON)")
     r.add_argument("--svg", default=None, help="also draw the run as an SVG swimlane")
     r.add_argument("--quiet", action="store_true", help="no timeline")
 
     m = sub.add_parser("minimize", help="shrink a repro, keeping its failure signature")
-    m.add_argument("file")
-    m.add_argument("-o", "--output", required=True)
+    m.add_argument("file", help="a repro file (JSON)")
+    m.add_argument("-o", "--output", required=True, help="where to write the smaller repro")
 
     sub.add_parser("bugs", help="list the bug zoo")
 

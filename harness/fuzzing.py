@@ -174,7 +174,8 @@ def fuzz_impl(doc: dict) -> dict:
         # ran with all of them (world.py); one without params, the default.
         params = doc.get("params")
         if isinstance(params, dict):
-            impl["points"] = params.get("points", "all")
+            from harness.memmodel import DEFAULT_POINTS
+            impl["points"] = params.get("points", DEFAULT_POINTS)
     return impl
 
 

@@ -61,6 +61,9 @@ from .sched.runtime import Action
 
 MODELS = ("sc", "tso", "relaxed")
 POINTS = ("all", "effective")
+#: The choices of a run whose params name none: every repro made before
+#: "points" existed, and every engine but the schedule fuzz target.
+DEFAULT_POINTS = "all"
 
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
@@ -739,7 +742,7 @@ def check_points(points) -> str:
 
 
 def make_memory(model: str, sched, size: int = 1 << 20, base: int = 0x1000,
-                buffer=None, points: str = "all") -> ModelMemory:
+                buffer=None, points: str = DEFAULT_POINTS) -> ModelMemory:
     """The guest memory of one scheduled run under the named model, offering
     the choices `points` names (see the module rules)."""
     if model not in MODELS:

@@ -42,7 +42,7 @@ from vring.layout import SplitLayout
 
 from . import oracles
 from .lockdep import Lockdep
-from .memmodel import make_memory
+from .memmodel import DEFAULT_POINTS, make_memory
 from .nativemem import memory_for
 from .platform import HarnessPlatform
 from .result import Finding
@@ -328,9 +328,10 @@ def run_once(params: dict, source, *, trace: bool = True, workers=None,
     # Guest memory sized to the run (a fresh 1 MiB zero-fill per run cost more
     # than the run itself): room for the rings and the scenario's buffers.
     # Over memory C can address when a side needs it (harness/nativemem.py).
+    points = p.get("points", DEFAULT_POINTS)
     mem = memory_for(p["driver"], p["device"], size=_memory_size(p),
                      factory=lambda **kw: make_memory(p["memory_model"], sched,
-                                                      points=p.get("points", "all"), **kw))
+                                                      points=points, **kw))
     platform = HarnessPlatform(sched, Lockdep())
     world = World(p, sched, mem, platform)
     sched.roots = (world,)
